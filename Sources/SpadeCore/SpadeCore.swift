@@ -1,0 +1,1 @@
+// SpadeCore module; see README.md for its role.

@@ -1,0 +1,1 @@
+// SpadeData module; see README.md for its role.

@@ -1,0 +1,1 @@
+// SpadeDist module; see README.md for its role.

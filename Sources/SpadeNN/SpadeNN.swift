@@ -1,0 +1,1 @@
+// SpadeNN module; see README.md for its role.

@@ -1,0 +1,1 @@
+// SpadeTrain module; see README.md for its role.
