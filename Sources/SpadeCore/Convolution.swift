@@ -1,0 +1,163 @@
+/// Convolution as im2col + one GEMM (forward) and two GEMMs + col2im (backward).
+///
+/// Samples are unfolded in groups so that small feature maps still give wide
+/// GEMMs: a group of G samples yields col[K, G*P] (K = Cin*k*k, P = outH*outW)
+/// and one GEMM  Y[Cout, G*P] = W[Cout, K] * col. With one sample per group the
+/// GEMM writes the NCHW output directly; otherwise the result is staged and
+/// scattered. 1x1 stride-1 convolutions skip im2col: X itself is col.
+
+/// Samples per im2col group: as many as fit the workspace budget, at least 1.
+@inline(__always)
+func groupSize(_ g: ConvGeometry, samples: Int, budget: Int) -> Int {
+    let perSample = g.colRows * g.outH * g.outW
+    return max(1, min(samples, budget / max(perSample, 1)))
+}
+
+@inline(__always)
+func isPointwise(_ g: ConvGeometry) -> Bool { g.kernel == 1 && g.stride == 1 && g.pad == 0 }
+
+/// y = conv(x, weight) + bias.  x (N, Cin, H, W), weight (Cout, Cin, k, k), y (N, Cout, outH, outW).
+public func convForward(x: Tensor, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                        cout: Int, geometry g: ConvGeometry, y: Tensor, workspace: Workspace) {
+    precondition(x.c == g.cin && x.h == g.h && x.w == g.w && y.n == x.n && y.c == cout
+                 && y.h == g.outH && y.w == g.outW, "conv shapes")
+    let p = g.outH * g.outW, k = g.colRows
+    if isPointwise(g) {
+        for n in 0..<x.n {
+            sgemm(m: cout, n: p, k: k, a: weight, lda: k, b: x.sample(n), ldb: p, beta: 0, c: y.sample(n), ldc: p)
+        }
+        addBias(y, bias)
+        return
+    }
+    let group = groupSize(g, samples: x.n, budget: workspace.columnBudget)
+    let col = workspace.buffer(0, count: k * group * p)
+    var n0 = 0
+    while n0 < x.n {
+        let gs = min(group, x.n - n0)
+        im2col(x.sample(n0), samples: gs, g, col: col)
+        if gs == 1 {
+            sgemm(m: cout, n: p, k: k, a: weight, lda: k, b: col, ldb: p, beta: 0, c: y.sample(n0), ldc: p)
+        } else {
+            let staged = workspace.buffer(1, count: cout * gs * p)
+            sgemm(m: cout, n: gs * p, k: k, a: weight, lda: k, b: col, ldb: gs * p, beta: 0, c: staged, ldc: gs * p)
+            // staged (Cout, gs, P) -> y (gs, Cout, P)
+            for s in 0..<gs {
+                for o in 0..<cout {
+                    (y.sample(n0 + s) + o * p).update(from: staged + (o * gs + s) * p, count: p)
+                }
+            }
+        }
+        n0 += gs
+    }
+    addBias(y, bias)
+}
+
+/// Backward of `convForward`. Accumulates (`+=`) into whichever of dweight,
+/// dbias, dx is given; nil means "not needed" and skips that work.
+/// dy may cover only the first dy.n samples of x (the rest get no gradient).
+public func convBackward(x: Tensor, weight: UnsafePointer<Float>, cout: Int, geometry g: ConvGeometry,
+                         dy: Tensor, dweight: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?,
+                         dx: Tensor?, workspace: Workspace) {
+    precondition(dy.c == cout && dy.h == g.outH && dy.w == g.outW && dy.n <= x.n, "conv backward shapes")
+    if let dx { precondition(dx.n == dy.n && dx.c == g.cin && dx.h == g.h && dx.w == g.w) }
+    let p = g.outH * g.outW, k = g.colRows
+    if let dbias {
+        for n in 0..<dy.n {
+            for o in 0..<cout {
+                let row = dy.sample(n) + o * p
+                var s: Double = 0   // long sums: accumulate in double
+                for i in 0..<p { s += Double(row[i]) }
+                dbias[o] += Float(s)
+            }
+        }
+    }
+    if dweight == nil && dx == nil { return }
+    if isPointwise(g) {
+        for n in 0..<dy.n {
+            // dW[Cout, Cin] += dY_n[Cout, P] * X_n[Cin, P]^T ;  dX_n[Cin, P] += W^T * dY_n
+            if let dweight {
+                sgemm(transB: true, m: cout, n: k, k: p, a: dy.sample(n), lda: p, b: x.sample(n), ldb: p,
+                      beta: 1, c: dweight, ldc: k)
+            }
+            if let dx {
+                sgemm(transA: true, m: k, n: p, k: cout, a: weight, lda: k, b: dy.sample(n), ldb: p,
+                      beta: 1, c: dx.sample(n), ldc: p)
+            }
+        }
+        return
+    }
+    let group = groupSize(g, samples: dy.n, budget: workspace.columnBudget)
+    let col = workspace.buffer(0, count: k * group * p)
+    var n0 = 0
+    while n0 < dy.n {
+        let gs = min(group, dy.n - n0)
+        // dY of the group as one (Cout, gs*P) matrix.
+        let dyGroup: UnsafeMutablePointer<Float>
+        if gs == 1 {
+            dyGroup = dy.sample(n0)
+        } else {
+            dyGroup = workspace.buffer(1, count: cout * gs * p)
+            for s in 0..<gs {
+                for o in 0..<cout {
+                    (dyGroup + (o * gs + s) * p).update(from: dy.sample(n0 + s) + o * p, count: p)
+                }
+            }
+        }
+        let cols = gs * p
+        if let dweight {
+            // term 1: dW[Cout, K] += dY[Cout, cols] * col[K, cols]^T
+            im2col(x.sample(n0), samples: gs, g, col: col)
+            sgemm(transB: true, m: cout, n: k, k: cols, a: dyGroup, lda: cols, b: col, ldb: cols,
+                  beta: 1, c: dweight, ldc: k)
+        }
+        if let dx {
+            // term 2: dcol[K, cols] = W^T * dY, folded back by col2im (reuses the col buffer)
+            sgemm(transA: true, m: k, n: cols, k: cout, a: weight, lda: k, b: dyGroup, ldb: cols,
+                  beta: 0, c: col, ldc: cols)
+            col2imAdd(col, samples: gs, g, dx: dx.sample(n0))
+        }
+        n0 += gs
+    }
+}
+
+@inline(__always)
+func addBias(_ y: Tensor, _ bias: UnsafePointer<Float>?) {
+    guard let bias else { return }
+    let p = y.plane
+    for n in 0..<y.n {
+        for o in 0..<y.c {
+            let row = y.sample(n) + o * p
+            let b = bias[o]
+            for i in 0..<p { row[i] += b }
+        }
+    }
+}
+
+/// Direct 7-loop convolution: the slow, obviously-correct reference the tests
+/// and benchmarks compare the GEMM path with.
+public func convForwardNaive(x: Tensor, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                             cout: Int, geometry g: ConvGeometry, y: Tensor) {
+    let k = g.kernel
+    for n in 0..<x.n {
+        for o in 0..<cout {
+            for oy in 0..<g.outH {
+                for ox in 0..<g.outW {
+                    var acc: Double = bias.map { Double($0[o]) } ?? 0
+                    for c in 0..<g.cin {
+                        for ky in 0..<k {
+                            let iy = oy * g.stride + ky - g.pad
+                            if iy < 0 || iy >= g.h { continue }
+                            for kx in 0..<k {
+                                let ix = ox * g.stride + kx - g.pad
+                                if ix < 0 || ix >= g.w { continue }
+                                acc += Double(weight[((o * g.cin + c) * k + ky) * k + kx])
+                                    * Double(x.sample(n)[(c * g.h + iy) * g.w + ix])
+                            }
+                        }
+                    }
+                    y.sample(n)[(o * g.outH + oy) * g.outW + ox] = Float(acc)
+                }
+            }
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// SpadeCore module; see README.md for its role.

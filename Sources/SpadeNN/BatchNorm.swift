@@ -1,0 +1,126 @@
+import Foundation
+import SpadeCore
+
+/// BatchNorm2d(affine=False) as in SPADE's `param_free_norm`, synchronized
+/// across replicas through the context's `StatisticsReducer`.
+///
+/// Forward (train): each replica computes per-channel count, sum and
+/// sum of squares about its own mean (two-pass, in double), reduces
+/// [count, sum, M2 + n*mean^2] in ONE collective, and recovers the global mean
+/// and biased variance (Chan's merge). Backward reduces [sum dy, sum dy*xhat]
+/// in one collective. Running statistics use the unbiased variance.
+public final class BatchNorm {
+    public let channels: Int
+    let state: ModelState
+    public let runningMean: BufferRef, runningVar: BufferRef
+    public let batchesTracked: CounterRef
+
+    private var xhat: Tensor?
+    private var invStd: UnsafeMutablePointer<Float>?
+    private var globalCount = 0.0
+    private var trained = false
+
+    public init(_ state: ModelState, _ prefix: String, channels: Int) {
+        self.state = state
+        self.channels = channels
+        runningMean = state.addBuffer(prefix + "running_mean", [channels], initial: 0)
+        runningVar = state.addBuffer(prefix + "running_var", [channels], initial: 1)
+        batchesTracked = state.addCounter(prefix + "num_batches_tracked")
+    }
+
+    /// Returns xhat = (x - mean) / sqrt(var + eps), kept for backward.
+    public func forward(_ x: Tensor, mode: Mode, _ ctx: Context) -> Tensor {
+        precondition(x.c == channels, "batch norm channels")
+        let y = ctx.arena.tensor(x.n, x.c, x.h, x.w)
+        let inv = ctx.arena.floats(channels)
+        let shift = ctx.arena.floats(channels)   // the mean subtracted per channel
+        let p = x.plane, eps = TorchConstants.batchNormEps
+        let rm = state.buffer(runningMean), rv = state.buffer(runningVar)
+        if mode == .train {
+            // stats = [count, sum_0..C-1, q_0..C-1]
+            let stats = UnsafeMutableBufferPointer(start: UnsafeMutablePointer<Double>.allocate(capacity: 1 + 2 * channels),
+                                                   count: 1 + 2 * channels)
+            defer { stats.baseAddress!.deallocate() }
+            let n = Double(x.n * p)
+            stats[0] = n
+            for c in 0..<channels {
+                var s = 0.0
+                for i in 0..<x.n { let row = x.sample(i) + c * p; for j in 0..<p { s += Double(row[j]) } }
+                let mean = s / n
+                var m2 = 0.0
+                for i in 0..<x.n { let row = x.sample(i) + c * p; for j in 0..<p { let d = Double(row[j]) - mean; m2 += d * d } }
+                stats[1 + c] = s
+                stats[1 + channels + c] = m2 + n * mean * mean
+            }
+            ctx.reducer?.sumAcrossReplicas(stats)
+            let total = stats[0]
+            let momentum = Double(TorchConstants.batchNormMomentum)
+            for c in 0..<channels {
+                let mean = stats[1 + c] / total
+                let m2 = max(stats[1 + channels + c] - total * mean * mean, 0)
+                let varBiased = m2 / total
+                let istd = 1 / (varBiased + eps).squareRoot()
+                inv[c] = Float(istd)
+                shift[c] = Float(mean)
+                let varUnbiased = total > 1 ? m2 / (total - 1) : varBiased
+                rm[c] = Float((1 - momentum) * Double(rm[c]) + momentum * mean)
+                rv[c] = Float((1 - momentum) * Double(rv[c]) + momentum * varUnbiased)
+            }
+            state.counters[batchesTracked.index] += 1
+            globalCount = total
+        } else {
+            for c in 0..<channels {
+                let istd = 1 / (Double(rv[c]) + eps).squareRoot()
+                inv[c] = Float(istd)
+                shift[c] = rm[c]
+            }
+        }
+        for i in 0..<x.n {
+            for c in 0..<channels {
+                let src = x.sample(i) + c * p, dst = y.sample(i) + c * p
+                // (x - mean) * invstd: x*a + b would cancel catastrophically for |mean| >> std
+                let a = inv[c], m = shift[c]
+                for j in 0..<p { dst[j] = (src[j] - m) * a }
+            }
+        }
+        xhat = y
+        invStd = inv
+        trained = mode == .train
+        return y
+    }
+
+    /// Adds dL/dx into `dx` given dL/dxhat.
+    public func backward(_ dy: Tensor, dx: Tensor, _ ctx: Context) {
+        guard let xhat, let inv = invStd else { preconditionFailure("backward before forward") }
+        let p = dy.plane
+        if !trained {
+            for i in 0..<dy.n { for c in 0..<channels {
+                let g = dy.sample(i) + c * p, o = dx.sample(i) + c * p, a = inv[c]
+                for j in 0..<p { o[j] += g[j] * a }
+            } }
+            return
+        }
+        // sums = [sum dy (C), sum dy*xhat (C)]
+        let sums = UnsafeMutableBufferPointer(start: UnsafeMutablePointer<Double>.allocate(capacity: 2 * channels),
+                                              count: 2 * channels)
+        defer { sums.baseAddress!.deallocate() }
+        for c in 0..<channels {
+            var s = 0.0, sx = 0.0
+            for i in 0..<dy.n {
+                let g = dy.sample(i) + c * p, xh = xhat.sample(i) + c * p
+                for j in 0..<p { s += Double(g[j]); sx += Double(g[j]) * Double(xh[j]) }
+            }
+            sums[c] = s; sums[channels + c] = sx
+        }
+        ctx.reducer?.sumAcrossReplicas(sums)
+        // dx = (dy - sum(dy)/N - xhat * sum(dy*xhat)/N) * invstd
+        for c in 0..<channels {
+            let meanDy = Float(sums[c] / globalCount), meanDyX = Float(sums[channels + c] / globalCount)
+            let a = inv[c]
+            for i in 0..<dy.n {
+                let g = dy.sample(i) + c * p, xh = xhat.sample(i) + c * p, o = dx.sample(i) + c * p
+                for j in 0..<p { o[j] += (g[j] - meanDy - xh[j] * meanDyX) * a }
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import SpadeCore
+
+/// Conv2d layer (optionally spectral-normed) with NVlabs state names:
+/// `weight`/`bias`, or `weight_orig`/`bias` + buffers `weight_u`, `weight_v`.
+public final class Conv2d {
+    public let cin: Int, cout: Int, kernel: Int, stride: Int, pad: Int
+    public let spectral: Bool
+    let state: ModelState
+    public let weight: ParamRef
+    public let bias: ParamRef?
+    let u: BufferRef?, v: BufferRef?
+
+    // Saved by forward for backward.
+    private var input: Tensor?
+    private var effectiveWeight: UnsafeMutablePointer<Float>?
+    private var sigma: Float = 1
+
+    public init(_ state: ModelState, _ prefix: String, cin: Int, cout: Int, kernel: Int,
+                stride: Int = 1, pad: Int = 0, bias: Bool = true, spectral: Bool = false) {
+        self.state = state
+        self.cin = cin; self.cout = cout; self.kernel = kernel; self.stride = stride; self.pad = pad
+        self.spectral = spectral
+        if bias { self.bias = state.addParameter(prefix + "bias", [cout]) } else { self.bias = nil }
+        weight = state.addParameter(prefix + (spectral ? "weight_orig" : "weight"), [cout, cin, kernel, kernel])
+        if spectral {
+            u = state.addBuffer(prefix + "weight_u", [cout], initial: 0)
+            v = state.addBuffer(prefix + "weight_v", [cin * kernel * kernel], initial: 0)
+        } else {
+            u = nil; v = nil
+        }
+    }
+
+    public func geometry(h: Int, w: Int) -> ConvGeometry {
+        ConvGeometry(cin: cin, kernel: kernel, stride: stride, pad: pad, h: h, w: w)
+    }
+
+    var weightCount: Int { cout * cin * kernel * kernel }
+
+    public func forward(_ x: Tensor, mode: Mode, _ ctx: Context) -> Tensor {
+        let g = geometry(h: x.h, w: x.w)
+        var w = UnsafeMutablePointer(mutating: state.value(weight))
+        if spectral {
+            let normalized = ctx.arena.floats(weightCount)
+            sigma = SpectralNorm.forward(weightOrig: w, rows: cout, cols: cin * kernel * kernel,
+                                         u: state.buffer(u!), v: state.buffer(v!),
+                                         powerIteration: mode == .train, normalized: normalized)
+            w = normalized
+        }
+        effectiveWeight = w
+        input = x
+        let y = ctx.arena.tensor(x.n, cout, g.outH, g.outW)
+        convForward(x: x, weight: w, bias: bias.map { UnsafePointer(state.value($0)) }, cout: cout,
+                    geometry: g, y: y, workspace: ctx.workspace)
+        return y
+    }
+
+    /// Accumulates parameter gradients (if `parameterGradients`) and adds dL/dx into `dx` (if given).
+    public func backward(_ dy: Tensor, dx: Tensor?, parameterGradients: Bool, _ ctx: Context) {
+        guard let x = input, let w = effectiveWeight else { preconditionFailure("backward before forward") }
+        let g = geometry(h: x.h, w: x.w)
+        var dW: UnsafeMutablePointer<Float>? = nil
+        if parameterGradients {
+            dW = spectral ? ctx.arena.zeros(weightCount) : state.grad(weight)
+        }
+        convBackward(x: x, weight: w, cout: cout, geometry: g, dy: dy, dweight: dW,
+                     dbias: parameterGradients ? bias.map { state.grad($0) } : nil, dx: dx, workspace: ctx.workspace)
+        guard parameterGradients else { return }
+        if spectral {
+            SpectralNorm.backward(gradNormalized: dW!, weightOrig: state.value(weight), rows: cout,
+                                  cols: cin * kernel * kernel, u: state.buffer(u!), v: state.buffer(v!),
+                                  sigma: sigma, gradOrig: state.grad(weight))
+        }
+        ctx.gradientReady(weight, state)
+        if let bias { ctx.gradientReady(bias, state) }
+        ctx.poll()
+    }
+}

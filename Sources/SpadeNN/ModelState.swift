@@ -1,0 +1,136 @@
+import SpadeCore
+
+/// Handle of a trainable parameter inside a `ModelState`.
+public struct ParamRef: Hashable, Sendable { public let index: Int }
+/// Handle of a float buffer (running statistics, spectral-norm vectors).
+public struct BufferRef: Hashable, Sendable { public let index: Int }
+/// Handle of an integer counter (`num_batches_tracked`).
+public struct CounterRef: Hashable, Sendable { public let index: Int }
+
+/// All parameters, gradients and buffers of one network, each kind in ONE
+/// allocation cut into named views (NVlabs state_dict keys, without `netG.`).
+///
+/// Layers register their tensors while the network is built; `finalize()`
+/// then allocates. Views are offsets, so the flat buffers can be reduced,
+/// broadcast or checkpointed as a whole.
+public final class ModelState {
+    public struct Entry: Sendable {
+        public let name: String
+        public let shape: [Int]
+        public let offset: Int
+        public var count: Int { shape.reduce(1, *) }
+    }
+
+    public private(set) var params: [Entry] = []
+    public private(set) var buffers: [Entry] = []
+    public private(set) var counterNames: [String] = []
+    public private(set) var parameterCount = 0
+    public private(set) var bufferCount = 0
+
+    public private(set) var values: UnsafeMutablePointer<Float>
+    public private(set) var grads: UnsafeMutablePointer<Float>
+    public private(set) var bufferValues: UnsafeMutablePointer<Float>
+    public var counters: [Int64] = []
+    private var bufferInitial: [Float] = []
+    public private(set) var isFinalized = false
+
+    public init() {
+        values = .allocate(capacity: 1); grads = .allocate(capacity: 1); bufferValues = .allocate(capacity: 1)
+    }
+
+    deinit { values.deallocate(); grads.deallocate(); bufferValues.deallocate() }
+
+    public func addParameter(_ name: String, _ shape: [Int]) -> ParamRef {
+        precondition(!isFinalized, "register before finalize()")
+        params.append(Entry(name: name, shape: shape, offset: parameterCount))
+        parameterCount += shape.reduce(1, *)
+        return ParamRef(index: params.count - 1)
+    }
+
+    public func addBuffer(_ name: String, _ shape: [Int], initial: Float) -> BufferRef {
+        precondition(!isFinalized, "register before finalize()")
+        buffers.append(Entry(name: name, shape: shape, offset: bufferCount))
+        bufferCount += shape.reduce(1, *)
+        bufferInitial += [Float](repeating: initial, count: shape.reduce(1, *))
+        return BufferRef(index: buffers.count - 1)
+    }
+
+    public func addCounter(_ name: String) -> CounterRef {
+        precondition(!isFinalized, "register before finalize()")
+        counterNames.append(name)
+        counters.append(0)
+        return CounterRef(index: counterNames.count - 1)
+    }
+
+    /// Allocates the flat buffers: parameters and gradients zeroed, buffers at their initial values.
+    public func finalize() {
+        precondition(!isFinalized)
+        values.deallocate(); grads.deallocate(); bufferValues.deallocate()
+        values = .allocate(capacity: max(parameterCount, 1))
+        values.initialize(repeating: 0, count: max(parameterCount, 1))
+        grads = .allocate(capacity: max(parameterCount, 1))
+        grads.initialize(repeating: 0, count: max(parameterCount, 1))
+        bufferValues = .allocate(capacity: max(bufferCount, 1))
+        bufferValues.initialize(repeating: 0, count: max(bufferCount, 1))
+        bufferInitial.withUnsafeBufferPointer { bufferValues.update(from: $0.baseAddress!, count: bufferCount) }
+        bufferInitial = []
+        isFinalized = true
+    }
+
+    @inline(__always) public func value(_ p: ParamRef) -> UnsafeMutablePointer<Float> { values + params[p.index].offset }
+    @inline(__always) public func grad(_ p: ParamRef) -> UnsafeMutablePointer<Float> { grads + params[p.index].offset }
+    @inline(__always) public func buffer(_ b: BufferRef) -> UnsafeMutablePointer<Float> { bufferValues + buffers[b.index].offset }
+
+    public func zeroGradients() { grads.update(repeating: 0, count: parameterCount) }
+
+    public var valueBuffer: UnsafeMutableBufferPointer<Float> { .init(start: values, count: parameterCount) }
+    public var gradientBuffer: UnsafeMutableBufferPointer<Float> { .init(start: grads, count: parameterCount) }
+    public var floatBuffers: UnsafeMutableBufferPointer<Float> { .init(start: bufferValues, count: bufferCount) }
+
+    /// Every state_dict key this network has (parameters, buffers, counters).
+    public var stateKeys: [String] { params.map(\.name) + buffers.map(\.name) + counterNames }
+
+    /// Float tensor by state_dict key (parameter or buffer), as a mutable view.
+    public func floatTensor(named name: String) -> (entry: Entry, pointer: UnsafeMutablePointer<Float>)? {
+        if let i = params.firstIndex(where: { $0.name == name }) { return (params[i], values + params[i].offset) }
+        if let i = buffers.firstIndex(where: { $0.name == name }) { return (buffers[i], bufferValues + buffers[i].offset) }
+        return nil
+    }
+
+    public func parameter(named name: String) -> ParamRef? {
+        params.firstIndex(where: { $0.name == name }).map(ParamRef.init)
+    }
+}
+
+extension ModelState {
+    /// Value of a counter by state_dict key.
+    public func counter(named name: String) -> Int64? {
+        counterNames.firstIndex(of: name).map { counters[$0] }
+    }
+
+    public func setCounter(named name: String, _ value: Int64) -> Bool {
+        guard let i = counterNames.firstIndex(of: name) else { return false }
+        counters[i] = value
+        return true
+    }
+
+    /// Copies `values` into the parameter or buffer named `name`; false if there is none.
+    /// A count mismatch is a precondition failure (callers validate shapes first).
+    @discardableResult
+    public func assign(_ name: String, _ values: [Float]) -> Bool {
+        guard let (entry, ptr) = floatTensor(named: name) else { return false }
+        precondition(values.count == entry.count, "\(name): \(values.count) values for shape \(entry.shape)")
+        values.withUnsafeBufferPointer { ptr.update(from: $0.baseAddress!, count: entry.count) }
+        return true
+    }
+
+    public func floats(named name: String) -> [Float]? {
+        guard let (entry, ptr) = floatTensor(named: name) else { return nil }
+        return Array(UnsafeBufferPointer(start: ptr, count: entry.count))
+    }
+
+    public func gradient(named name: String) -> [Float]? {
+        guard let p = parameter(named: name) else { return nil }
+        return Array(UnsafeBufferPointer(start: grad(p), count: params[p.index].count))
+    }
+}

@@ -1,1 +1,0 @@
-// SpadeNN module; see README.md for its role.

@@ -1,0 +1,289 @@
+import XCTest
+import SafeTensors
+import SpadeCore
+import SpadeNN
+import SpadeTestSupport
+
+/// Every primitive against reference/{conv2d,spectral_norm,norms,spade,resblock,losses,adam}.safetensors.
+final class LayerTests: XCTestCase {
+    func cases(_ fx: SafeTensorsFile, prefix: String = "", suffix: String) -> [String] {
+        Set(fx.names.filter { $0.hasPrefix(prefix) && $0.hasSuffix(suffix) }.map { String($0.dropLast(suffix.count)) }).sorted()
+    }
+
+    func testConv2dAllCasesForwardBackward() throws {
+        let fx = try Fixtures.load("conv2d")
+        let cs = cases(fx, suffix: ".weight")
+        XCTAssertEqual(cs.count, 8)
+        for c in cs {
+            let arena = Arena(), ws = Workspace()
+            let x = try fx.tensor(c + ".x", arena)
+            let wShape = try fx.shape(c + ".weight")
+            let stride = try fx.i64(c + ".stride"), pad = try fx.i64(c + ".padding")
+            let state = ModelState()
+            let hasBias = fx[c + ".bias"] != nil
+            let conv = Conv2d(state, "", cin: wShape[1], cout: wShape[0], kernel: wShape[2], stride: Int(stride[0]),
+                              pad: Int(pad[0]), bias: hasBias)
+            state.finalize()
+            state.assign("weight", try fx.f(c + ".weight"))
+            if hasBias { state.assign("bias", try fx.f(c + ".bias")) }
+            let ctx = Context(arena: arena, workspace: ws)
+            let y = conv.forward(x, mode: .train, ctx)
+            XCTAssertEqual(y.shape, try fx.shape(c + ".y"), c)
+            assertClose(y, try fx.f(c + ".y"), rel: Tol.op, "\(c).y")
+            // the naive 7-loop reference agrees too
+            let yNaive = arena.tensor(y.n, y.c, y.h, y.w)
+            convForwardNaive(x: x, weight: state.value(conv.weight), bias: conv.bias.map { UnsafePointer(state.value($0)) },
+                             cout: conv.cout, geometry: conv.geometry(h: x.h, w: x.w), y: yNaive)
+            assertClose(y.toArray(), yNaive.toArray(), rel: 1e-6, "\(c).y naive")
+            let dy = try fx.tensor(c + ".dy", arena)
+            let dx = arena.zeroTensor(like: x)
+            conv.backward(dy, dx: dx, parameterGradients: true, ctx)
+            assertClose(dx, try fx.f(c + ".dx"), rel: Tol.op, "\(c).dx")
+            assertClose(state.gradient(named: "weight")!, try fx.f(c + ".dweight"), rel: Tol.op, "\(c).dweight")
+            if hasBias { assertClose(state.gradient(named: "bias")!, try fx.f(c + ".dbias"), rel: Tol.op, "\(c).dbias") }
+        }
+    }
+
+    func testConvGroupingAndPointwisePathsAgree() throws {
+        // Same convolution with a workspace budget forcing 1-sample groups vs all samples in one group.
+        for (k, s, p) in [(3, 1, 1), (4, 2, 2), (1, 1, 0), (4, 1, 2)] {
+            let g = ConvGeometry(cin: 3, kernel: k, stride: s, pad: p, h: 7, w: 5)
+            var rng = SystemRandomNumberGenerator()
+            let xs = (0..<(3 * 3 * 35)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let ws = (0..<(4 * 3 * k * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let arena = Arena()
+            let x = arena.tensor(3, 3, 7, 5); x.copy(from: xs)
+            var outs: [[Float]] = [], dxs: [[Float]] = [], dws: [[Float]] = []
+            for budget in [1, 1 << 20] {
+                let w = Workspace(columnBudgetFloats: budget)
+                let y = arena.tensor(3, 4, g.outH, g.outW)
+                convForward(x: x, weight: ws, bias: nil, cout: 4, geometry: g, y: y, workspace: w)
+                outs.append(y.toArray())
+                let dx = arena.zeroTensor(like: x)
+                var dw = [Float](repeating: 0, count: ws.count)
+                convBackward(x: x, weight: ws, cout: 4, geometry: g, dy: y, dweight: &dw, dbias: nil, dx: dx, workspace: w)
+                dxs.append(dx.toArray()); dws.append(dw)
+            }
+            assertClose(outs[0], outs[1], rel: 1e-6, "k\(k) y")
+            assertClose(dxs[0], dxs[1], rel: 1e-6, "k\(k) dx")
+            assertClose(dws[0], dws[1], rel: 1e-6, "k\(k) dw")
+        }
+    }
+
+    func testSpectralNorm() throws {
+        let fx = try Fixtures.load("spectral_norm")
+        for c in ["train0", "train1", "train2", "eval0"] {
+            let w = try fx.f(c + ".weight_orig"), shape = try fx.shape(c + ".weight_orig")
+            let rows = shape[0], cols = w.count / rows
+            let train = c.hasPrefix("train")
+            var u = try fx.f(train ? c + ".u_before" : c + ".u"), v = try fx.f(train ? c + ".v_before" : c + ".v")
+            var wsn = [Float](repeating: 0, count: w.count)
+            let sigma = SpectralNorm.forward(weightOrig: w, rows: rows, cols: cols, u: &u, v: &v,
+                                             powerIteration: train, normalized: &wsn)
+            assertClose([sigma], try fx.f(c + ".sigma"), rel: Tol.op, "\(c).sigma")
+            assertClose(wsn, try fx.f(c + ".w_sn"), rel: Tol.op, "\(c).w_sn")
+            if train {
+                assertClose(u, try fx.f(c + ".u_after"), rel: Tol.op, "\(c).u")
+                assertClose(v, try fx.f(c + ".v_after"), rel: Tol.op, "\(c).v")
+            }
+            var dw = [Float](repeating: 0, count: w.count)
+            SpectralNorm.backward(gradNormalized: try fx.f(c + ".dw_sn"), weightOrig: w, rows: rows, cols: cols,
+                                  u: u, v: v, sigma: sigma, gradOrig: &dw)
+            assertClose(dw, try fx.f(c + ".dweight_orig"), rel: Tol.op, "\(c).dweight_orig")
+        }
+    }
+
+    func testBatchNormTrainEvalAndRunningStatistics() throws {
+        let fx = try Fixtures.load("norms")
+        for c in ["bn.case0", "bn.case1", "bn.case2", "bn.eval0"] {
+            let arena = Arena(), ctx = Context(arena: arena)
+            let x = try fx.tensor(c + ".x", arena)
+            let state = ModelState()
+            let bn = BatchNorm(state, "", channels: x.c)
+            state.finalize()
+            state.assign("running_mean", try fx.f(c + ".running_mean_before"))
+            state.assign("running_var", try fx.f(c + ".running_var_before"))
+            _ = state.setCounter(named: "num_batches_tracked", try fx.i64(c + ".num_batches_tracked_before")[0])
+            let mode: Mode = c.hasSuffix("eval0") ? .eval : .train
+            let y = bn.forward(x, mode: mode, ctx)
+            // case2 (mean 50, std 0.1) is the README's variance-cancellation stress case: 4e-6 observed in f32.
+            assertClose(y, try fx.f(c + ".y"), rel: Tol.op, "\(c).y")
+            let dx = arena.zeroTensor(like: x)
+            bn.backward(try fx.tensor(c + ".dy", arena), dx: dx, ctx)
+            assertClose(dx, try fx.f(c + ".dx"), rel: Tol.op, "\(c).dx")
+            assertClose(state.floats(named: "running_mean")!, try fx.f(c + ".running_mean_after"), rel: Tol.op, "\(c).rm")
+            assertClose(state.floats(named: "running_var")!, try fx.f(c + ".running_var_after"), rel: Tol.op, "\(c).rv")
+            XCTAssertEqual(state.counter(named: "num_batches_tracked"), try fx.i64(c + ".num_batches_tracked_after")[0])
+        }
+    }
+
+    func testInstanceNorm() throws {
+        let fx = try Fixtures.load("norms")
+        let cs = cases(fx, prefix: "in.", suffix: ".x")
+        XCTAssertEqual(cs.count, 3)
+        for c in cs {
+            let arena = Arena(), ctx = Context(arena: arena)
+            let x = try fx.tensor(c + ".x", arena)
+            let norm = InstanceNorm()
+            assertClose(norm.forward(x, ctx), try fx.f(c + ".y"), rel: Tol.op, "\(c).y")
+            let dx = arena.zeroTensor(like: x)
+            norm.backward(try fx.tensor(c + ".dy", arena), dx: dx, ctx)
+            assertClose(dx, try fx.f(c + ".dx"), rel: Tol.op, "\(c).dx")
+        }
+    }
+
+    func testAvgPool() throws {
+        let fx = try Fixtures.load("norms")
+        let cs = cases(fx, prefix: "avgpool.", suffix: ".x")
+        XCTAssertEqual(cs.count, 5)
+        for c in cs {
+            let arena = Arena(), ctx = Context(arena: arena)
+            let x = try fx.tensor(c + ".x", arena)
+            let y = Resample.avgPool(x, ctx)
+            XCTAssertEqual(y.shape, try fx.shape(c + ".y"))
+            assertClose(y, try fx.f(c + ".y"), rel: Tol.op, "\(c).y")
+            let dx = arena.zeroTensor(like: x)
+            Resample.avgPoolBackward(try fx.tensor(c + ".dy", arena), dx: dx)
+            assertClose(dx, try fx.f(c + ".dx"), rel: Tol.op, "\(c).dx")
+        }
+    }
+
+    func testNearestResizeIndexTablesAndGradients() throws {
+        let fx = try Fixtures.load("norms")
+        let cs = cases(fx, prefix: "nearest.", suffix: ".x")
+        XCTAssertGreaterThanOrEqual(cs.count, 4)
+        for c in cs {
+            let arena = Arena(), ctx = Context(arena: arena)
+            let x = try fx.tensor(c + ".x", arena)
+            let ys = try fx.shape(c + ".y")
+            XCTAssertEqual(Resample.nearestIndices(output: ys[2], input: x.h).map(Int64.init), try fx.i64(c + ".src_index_h"), c)
+            XCTAssertEqual(Resample.nearestIndices(output: ys[3], input: x.w).map(Int64.init), try fx.i64(c + ".src_index_w"), c)
+            let y = Resample.nearest(x, h: ys[2], w: ys[3], ctx)
+            XCTAssertEqual(y.toArray(), try fx.f(c + ".y"), c)  // a gather: exact
+            let dx = arena.zeroTensor(like: x)
+            Resample.nearestBackward(try fx.tensor(c + ".dy", arena), dx: dx)
+            assertClose(dx, try fx.f(c + ".dx"), rel: Tol.op, "\(c).dx")
+        }
+    }
+
+    func testSPADEModule() throws {
+        let fx = try Fixtures.load("spade")
+        for c in ["case0", "case1", "eval0"] {
+            let arena = Arena(), ctx = Context(arena: arena)
+            let x = try fx.tensor(c + ".x", arena), seg = try fx.tensor(c + ".seg", arena)
+            let hidden = try fx.shape(c + ".before.mlp_shared.0.weight")[0]
+            let state = ModelState()
+            let spade = SPADE(state, "", normNC: x.c, labelNC: seg.c, hidden: hidden)
+            state.finalize()
+            try fx.load(into: state, prefix: c + ".before.")
+            let mode: Mode = c == "eval0" ? .eval : .train
+            let segSized = Resample.nearest(seg, h: x.h, w: x.w, ctx)
+            let y = spade.forward(x, seg: segSized, mode: mode, ctx)
+            assertClose(y, try fx.f(c + ".y"), rel: Tol.op, "\(c).y")
+            let dx = arena.zeroTensor(like: x)
+            spade.backward(try fx.tensor(c + ".dy", arena), dx: dx, parameterGradients: true, ctx)
+            assertClose(dx, try fx.f(c + ".dx"), rel: Tol.op, "\(c).dx")
+            for p in state.params {
+                assertClose(state.gradient(named: p.name)!, try fx.f(c + ".grad." + p.name), rel: Tol.op, "\(c).grad.\(p.name)")
+            }
+            for b in state.buffers {
+                assertClose(state.floats(named: b.name)!, try fx.f(c + ".after." + b.name), rel: Tol.op, "\(c).after.\(b.name)")
+            }
+            for n in state.counterNames { XCTAssertEqual(state.counter(named: n), try fx.i64(c + ".after." + n)[0]) }
+        }
+    }
+
+    func testResnetBlockLearnedAndIdentityShortcut() throws {
+        let fx = try Fixtures.load("resblock")
+        for c in ["learned", "identity", "learned_eval"] {
+            let arena = Arena(), ctx = Context(arena: arena)
+            let x = try fx.tensor(c + ".x", arena), seg = try fx.tensor(c + ".seg", arena)
+            let fout = try fx.shape(c + ".y")[1]
+            let hidden = try fx.shape(c + ".before.norm_0.mlp_shared.0.weight")[0]
+            let state = ModelState()
+            let block = SPADEResnetBlock(state, "", fin: x.c, fout: fout, semanticNC: seg.c, hidden: hidden)
+            state.finalize()
+            try fx.load(into: state, prefix: c + ".before.")
+            let mode: Mode = c.hasSuffix("eval") ? .eval : .train
+            let y = block.forward(x, seg: Resample.nearest(seg, h: x.h, w: x.w, ctx), mode: mode, ctx)
+            assertClose(y, try fx.f(c + ".y"), rel: Tol.op, "\(c).y")
+            let dx = arena.zeroTensor(like: x)
+            block.backward(try fx.tensor(c + ".dy", arena), dx: dx, parameterGradients: true, ctx)
+            assertClose(dx, try fx.f(c + ".dx"), rel: Tol.op, "\(c).dx")
+            // conv_0.bias feeds norm_1's training-mode BN: exactly zero in exact arithmetic.
+            let zero: Set<String> = mode == .train ? ["conv_0.bias"] : []
+            var gmax = 0.0
+            for p in state.params { gmax = max(gmax, maxAbs(try fx.f(c + ".grad." + p.name))) }
+            for p in state.params {
+                let g = state.gradient(named: p.name)!
+                if zero.contains(p.name) {
+                    XCTAssertLessThanOrEqual(maxAbs(g), Tol.zeroGrad * gmax, "\(c).\(p.name)")
+                } else {
+                    assertClose(g, try fx.f(c + ".grad." + p.name), rel: Tol.op, "\(c).grad.\(p.name)")
+                }
+            }
+            for b in state.buffers {
+                assertClose(state.floats(named: b.name)!, try fx.f(c + ".after." + b.name), rel: Tol.op, "\(c).after.\(b.name)")
+            }
+            for n in state.counterNames { XCTAssertEqual(state.counter(named: n), try fx.i64(c + ".after." + n)[0]) }
+        }
+    }
+
+    func testHingeAndFeatureMatchingLosses() throws {
+        let fx = try Fixtures.load("losses")
+        let arena = Arena(), ctx = Context(arena: arena)
+        // Build the 2B outputs [fake; real] the trainer's single D forward produces.
+        var outputs: [[Tensor]] = []
+        for s in 0..<2 {
+            var row: [Tensor] = []
+            for l in 0..<5 {
+                let f = try fx.f("fake.s\(s).l\(l)"), r = try fx.f("real.s\(s).l\(l)"), sh = try fx.shape("fake.s\(s).l\(l)")
+                let t = arena.tensor(2 * sh[0], sh[1], sh[2], sh[3])
+                t.copy(from: f + r)
+                row.append(t)
+            }
+            outputs.append(row)
+        }
+        let (losses, grads) = GANLoss.compute(outputs: outputs, fakeCount: 2, lambdaFeat: 10, featureMatching: true, ctx)
+        assertClose([losses.dFake], try fx.f("D_Fake"), rel: Tol.op, "D_Fake")
+        assertClose([losses.dReal], try fx.f("D_real"), rel: Tol.op, "D_real")
+        assertClose([losses.gGAN], try fx.f("G_GAN"), rel: Tol.op, "G_GAN")
+        assertClose([losses.gGANFeat], try fx.f("G_GANFeat"), rel: Tol.op, "G_GANFeat")
+        for s in 0..<2 {
+            let dd = grads.lossD[s][4]!
+            assertClose(dd.prefix(samples: 2), try fx.f("dD_Fake.fake.s\(s).l4"), rel: Tol.op, "dD_Fake s\(s)")
+            assertClose(dd.samples(2, 2), try fx.f("dD_real.real.s\(s).l4"), rel: Tol.op, "dD_real s\(s)")
+            assertClose(grads.lossG[s][4]!, try fx.f("dG_GAN.fake.s\(s).l4"), rel: Tol.op, "dG_GAN s\(s)")
+            for l in 0..<4 {
+                XCTAssertNil(grads.lossD[s][l])
+                assertClose(grads.lossG[s][l]!, try fx.f("dG_GANFeat.fake.s\(s).l\(l)"), rel: Tol.op, "dG_GANFeat s\(s) l\(l)")
+            }
+        }
+    }
+
+    func testAdamTwoStepsFreshAndWarm() throws {
+        let fx = try Fixtures.load("adam")
+        for c in ["lr1e-4", "lr4e-4", "lr4e-4_warm"] {
+            let lr = Double(try fx.f(c + ".lr")[0])
+            let step0 = try fx.i64(c + ".step0")[0]
+            for t in ["w", "b"] {
+                let key = "\(c).\(t)."
+                var p = try fx.f(key + "p0")
+                let adam = Adam(count: p.count)
+                adam.step = step0
+                try fx.f(key + "exp_avg0").withUnsafeBufferPointer { adam.expAvg.update(from: $0.baseAddress!, count: p.count) }
+                try fx.f(key + "exp_avg_sq0").withUnsafeBufferPointer { adam.expAvgSq.update(from: $0.baseAddress!, count: p.count) }
+                for k in 1...2 {
+                    adam.update(parameters: &p, gradients: try fx.f(key + "g\(k)"), lr: lr)
+                    let m = Array(UnsafeBufferPointer(start: adam.expAvg, count: p.count))
+                    let v = Array(UnsafeBufferPointer(start: adam.expAvgSq, count: p.count))
+                    XCTAssertEqual(m, try fx.f(key + "exp_avg\(k)"), "\(key) exp_avg\(k) (bit-exact with beta1 = 0)")
+                    assertClose(v, try fx.f(key + "exp_avg_sq\(k)"), rel: Tol.op, "\(key)exp_avg_sq\(k)")
+                    // parameters: abs <= 0.1 lr (README); elements with |g| ~ 1e-9 are sign steps
+                    XCTAssertLessThanOrEqual(maxAbsDifference(p, try fx.f(key + "p\(k)")), 0.1 * lr, "\(key)p\(k)")
+                }
+                XCTAssertEqual(adam.step, step0 + 2)
+            }
+        }
+    }
+}
