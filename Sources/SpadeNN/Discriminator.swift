@@ -32,8 +32,11 @@ public final class NLayerDiscriminator {
         var h = x
         for (k, conv) in convs.enumerated() {
             h = conv.forward(h, mode: mode, ctx)
-            if let norm = norms[k] { h = norm.forward(h, ctx) }
-            if k < convs.count - 1 { Activation.leakyReLU(h) }
+            if let norm = norms[k] {
+                h = Activation.leakyReLU(norm.forward(h, ctx), ctx)   // the norm keeps its output as xhat
+            } else if k < convs.count - 1 {
+                Activation.leakyReLU(h)
+            }
             outputs.append(h)
         }
         return outputs

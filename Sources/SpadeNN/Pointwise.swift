@@ -10,6 +10,14 @@ public enum Activation {
         for i in 0..<t.count { let v = d[i]; d[i] = v > 0 ? v : v * s }
     }
 
+    /// y = leaky_relu(x) into a new buffer (when x itself is still needed, e.g. a norm's xhat).
+    public static func leakyReLU(_ x: Tensor, _ ctx: Context) -> Tensor {
+        let y = ctx.arena.tensor(x.n, x.c, x.h, x.w)
+        let s = TorchConstants.leakySlope
+        for i in 0..<x.count { let v = x.data[i]; y.data[i] = v > 0 ? v : v * s }
+        return y
+    }
+
     /// grad *= (y > 0 ? 1 : slope), in place.
     public static func leakyReLUBackward(output y: Tensor, grad: Tensor) {
         let s = TorchConstants.leakySlope, o = y.data, g = grad.data
