@@ -161,3 +161,30 @@ public func convForwardNaive(x: Tensor, weight: UnsafePointer<Float>, bias: Unsa
         }
     }
 }
+
+/// One GEMM a convolution performs: C[m, n] (+)= op(A)[m, k] * op(B)[k, n].
+public struct GEMMShape: Equatable, Sendable {
+    public let m: Int, n: Int, k: Int, transA: Bool, transB: Bool
+    public var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+}
+
+/// The GEMMs `convForward` + `convBackward` (weights and input) issue for `samples`
+/// samples: what a benchmark times raw to see the overhead of im2col and friends.
+public func convGEMMShapes(cout: Int, geometry g: ConvGeometry, samples: Int, workspace: Workspace) -> [GEMMShape] {
+    let p = g.outH * g.outW, k = g.colRows
+    var shapes: [GEMMShape] = []
+    let groups: [Int]
+    if isPointwise(g) {
+        groups = [Int](repeating: 1, count: samples)
+    } else {
+        let gsz = groupSize(g, samples: samples, budget: workspace.columnBudget)
+        groups = stride(from: 0, to: samples, by: gsz).map { min(gsz, samples - $0) }
+    }
+    for gs in groups {
+        let cols = gs * p
+        shapes.append(GEMMShape(m: cout, n: cols, k: k, transA: false, transB: false))   // forward
+        shapes.append(GEMMShape(m: cout, n: k, k: cols, transA: false, transB: true))    // dW
+        shapes.append(GEMMShape(m: k, n: cols, k: cout, transA: true, transB: false))    // dcol
+    }
+    return shapes
+}

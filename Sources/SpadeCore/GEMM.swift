@@ -17,3 +17,34 @@ public enum BLASThreads {
     /// The kernel family OpenBLAS selected (e.g. "Haswell", "SkylakeX").
     public static var coreName: String { String(cString: openblas_get_corename()) }
 }
+
+import Foundation
+
+extension BLASThreads {
+    /// Kernel families OpenBLAS falls back to on a CPU model it does not recognise
+    /// (this machine's virtual "Intel Xeon Processor" is detected as Prescott: SSE3
+    /// kernels, ~10x slower than the AVX2 ones the CPU supports).
+    static let fallbackCores: Set<String> = ["Prescott", "Katmai", "Coppermine", "Northwood", "Banias",
+                                             "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Opteron"]
+
+    /// If OPENBLAS_CORETYPE is unset, OpenBLAS chose a fallback kernel and the CPU has
+    /// AVX2 + FMA, re-executes this program with OPENBLAS_CORETYPE=Haswell (OpenBLAS reads
+    /// the variable only when it is loaded). Returns normally when nothing needs doing.
+    /// Opt out with SPADE_DIST_KEEP_BLAS_CORE=1. Must run before MPI_Init.
+    public static func reexecWithFastKernelsIfNeeded() {
+        let env = ProcessInfo.processInfo.environment
+        guard env["OPENBLAS_CORETYPE"] == nil, env["SPADE_DIST_KEEP_BLAS_CORE"] == nil,
+              env["SPADE_DIST_BLAS_REEXEC"] == nil, fallbackCores.contains(coreName),
+              let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+              flags.split(separator: " ").contains("avx2"), flags.split(separator: " ").contains("fma")
+        else { return }
+        setenv("OPENBLAS_CORETYPE", "Haswell", 1)
+        setenv("SPADE_DIST_BLAS_REEXEC", "1", 1)
+        let args = CommandLine.arguments
+        var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) }
+        cargs.append(nil)
+        execv("/proc/self/exe", &cargs)
+        // execv only returns on failure: carry on with the slow kernels.
+    }
+}

@@ -2,16 +2,26 @@ import SpadeCore
 
 /// Conv2d layer (optionally spectral-normed) with NVlabs state names:
 /// `weight`/`bias`, or `weight_orig`/`bias` + buffers `weight_u`, `weight_v`.
+///
+/// A conv can also stack several same-input "heads" (SPADE's mlp_gamma and mlp_beta):
+/// their weights are registered consecutively, so together they form one
+/// (sum of Cout, K) matrix and one GEMM serves all heads.
 public final class Conv2d {
     public let cin: Int, cout: Int, kernel: Int, stride: Int, pad: Int
     public let spectral: Bool
+    /// Module path, e.g. `head_0.conv_0` (for benchmarks and messages).
+    public let name: String
     let state: ModelState
-    public let weight: ParamRef
-    public let bias: ParamRef?
+    /// One weight per head, contiguous in the parameter buffer.
+    public let weights: [ParamRef]
+    public let biases: [ParamRef]
     let u: BufferRef?, v: BufferRef?
 
+    public var weight: ParamRef { weights[0] }
+    public var bias: ParamRef? { biases.first }
+
     // Saved by forward for backward.
-    private var input: Tensor?
+    public private(set) var input: Tensor?
     private var effectiveWeight: UnsafeMutablePointer<Float>?
     private var sigma: Float = 1
 
@@ -20,14 +30,27 @@ public final class Conv2d {
         self.state = state
         self.cin = cin; self.cout = cout; self.kernel = kernel; self.stride = stride; self.pad = pad
         self.spectral = spectral
-        if bias { self.bias = state.addParameter(prefix + "bias", [cout]) } else { self.bias = nil }
-        weight = state.addParameter(prefix + (spectral ? "weight_orig" : "weight"), [cout, cin, kernel, kernel])
+        name = prefix.hasSuffix(".") ? String(prefix.dropLast()) : prefix
+        biases = bias ? [state.addParameter(prefix + "bias", [cout])] : []
+        weights = [state.addParameter(prefix + (spectral ? "weight_orig" : "weight"), [cout, cin, kernel, kernel])]
         if spectral {
             u = state.addBuffer(prefix + "weight_u", [cout], initial: 0)
             v = state.addBuffer(prefix + "weight_v", [cin * kernel * kernel], initial: 0)
         } else {
             u = nil; v = nil
         }
+    }
+
+    /// Heads named `prefixes[i]` + weight/bias, each (coutEach, cin, k, k), sharing one input;
+    /// output channels are the heads in order.
+    public init(_ state: ModelState, heads prefixes: [String], cin: Int, coutEach: Int, kernel: Int, pad: Int) {
+        self.state = state
+        self.cin = cin; cout = coutEach * prefixes.count; self.kernel = kernel; stride = 1; self.pad = pad
+        spectral = false
+        u = nil; v = nil
+        name = prefixes.map { $0.hasSuffix(".") ? String($0.dropLast()) : $0 }.joined(separator: "+")
+        weights = prefixes.map { state.addParameter($0 + "weight", [coutEach, cin, kernel, kernel]) }
+        biases = prefixes.map { state.addParameter($0 + "bias", [coutEach]) }
     }
 
     public func geometry(h: Int, w: Int) -> ConvGeometry {
@@ -70,8 +93,7 @@ public final class Conv2d {
                                   cols: cin * kernel * kernel, u: state.buffer(u!), v: state.buffer(v!),
                                   sigma: sigma, gradOrig: state.grad(weight))
         }
-        ctx.gradientReady(weight, state)
-        if let bias { ctx.gradientReady(bias, state) }
+        for p in weights + biases { ctx.gradientReady(p, state) }
         ctx.poll()
     }
 }

@@ -125,3 +125,8 @@ public final class MultiscaleDiscriminator {
         return carry
     }
 }
+
+extension MultiscaleDiscriminator {
+    /// Every convolution of every scale, in forward order.
+    public var convLayers: [Conv2d] { scales.flatMap(\.convs) }
+}

@@ -101,3 +101,20 @@ public final class SPADEGenerator {
         fc.backward(dX, dx: nil, parameterGradients: true, ctx)
     }
 }
+
+extension SPADEResnetBlock {
+    /// Every convolution of the block, in forward order.
+    public var convLayers: [Conv2d] {
+        var layers: [Conv2d] = []
+        for norm in [normS, norm0].compactMap({ $0 }) { layers += [norm.shared, norm.gammaBeta] }
+        if let convS { layers.append(convS) }
+        layers.append(conv0)
+        layers += [norm1.shared, norm1.gammaBeta, conv1]
+        return layers
+    }
+}
+
+extension SPADEGenerator {
+    /// Every convolution of the generator, in forward order.
+    public var convLayers: [Conv2d] { [fc] + blocks.flatMap { $0.block.convLayers } + [convImg] }
+}
