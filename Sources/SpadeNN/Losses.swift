@@ -1,13 +1,14 @@
 import SpadeCore
 
-/// Values of the SPADE losses for one discriminator pass.
+/// Values of the SPADE losses for one discriminator pass (sums over float32
+/// outputs accumulated in double; logged as float32).
 public struct GANLosses: Sendable, Equatable {
-    public var dFake: Float = 0      // D_Fake   = mean_s mean(relu(1 + P_s(fake)))
-    public var dReal: Float = 0      // D_real   = mean_s mean(relu(1 - P_s(real)))
-    public var gGAN: Float = 0       // G_GAN    = mean_s -mean(P_s(fake))
-    public var gGANFeat: Float = 0   // G_GANFeat = sum_s sum_j lambda/num_D * mean|F_sj(fake) - F_sj(real)|
-    public var lossD: Float { dFake + dReal }
-    public var lossG: Float { gGAN + gGANFeat }
+    public var dFake: Double = 0      // D_Fake   = mean_s mean(relu(1 + P_s(fake)))
+    public var dReal: Double = 0      // D_real   = mean_s mean(relu(1 - P_s(real)))
+    public var gGAN: Double = 0       // G_GAN    = mean_s -mean(P_s(fake))
+    public var gGANFeat: Double = 0   // G_GANFeat = sum_s sum_j lambda/num_D * mean|F_sj(fake) - F_sj(real)|
+    public var lossD: Double { dFake + dReal }
+    public var lossG: Double { gGAN + gGANFeat }
     public init() {}
 }
 
@@ -73,10 +74,10 @@ public enum GANLoss {
             }
             gD.append(rowD); gG.append(rowG)
         }
-        losses.dFake = Float(dFake / Double(numD))
-        losses.dReal = Float(dReal / Double(numD))
-        losses.gGAN = Float(gGAN / Double(numD))
-        losses.gGANFeat = Float(feat)
+        losses.dFake = dFake / Double(numD)
+        losses.dReal = dReal / Double(numD)
+        losses.gGAN = gGAN / Double(numD)
+        losses.gGANFeat = feat
         return (losses, Gradients(lossD: gD, lossG: gG))
     }
 }

@@ -245,10 +245,10 @@ final class LayerTests: XCTestCase {
             outputs.append(row)
         }
         let (losses, grads) = GANLoss.compute(outputs: outputs, fakeCount: 2, lambdaFeat: 10, featureMatching: true, ctx)
-        assertClose([losses.dFake], try fx.f("D_Fake"), rel: Tol.op, "D_Fake")
-        assertClose([losses.dReal], try fx.f("D_real"), rel: Tol.op, "D_real")
-        assertClose([losses.gGAN], try fx.f("G_GAN"), rel: Tol.op, "G_GAN")
-        assertClose([losses.gGANFeat], try fx.f("G_GANFeat"), rel: Tol.op, "G_GANFeat")
+        assertClose([Float(losses.dFake)], try fx.f("D_Fake"), rel: Tol.op, "D_Fake")
+        assertClose([Float(losses.dReal)], try fx.f("D_real"), rel: Tol.op, "D_real")
+        assertClose([Float(losses.gGAN)], try fx.f("G_GAN"), rel: Tol.op, "G_GAN")
+        assertClose([Float(losses.gGANFeat)], try fx.f("G_GANFeat"), rel: Tol.op, "G_GANFeat")
         for s in 0..<2 {
             let dd = grads.lossD[s][4]!
             assertClose(dd.prefix(samples: 2), try fx.f("dD_Fake.fake.s\(s).l4"), rel: Tol.op, "dD_Fake s\(s)")

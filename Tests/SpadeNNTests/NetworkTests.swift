@@ -80,7 +80,7 @@ final class NetworkTests: XCTestCase {
         } }
         for (k, v) in [("D_Fake", losses.dFake), ("D_real", losses.dReal), ("G_GAN", losses.gGAN),
                        ("G_GANFeat", losses.gGANFeat), ("loss_D", losses.lossD), ("loss_G", losses.lossG)] {
-            assertClose([v], try fx.f("loss." + k), rel: Tol.network, "loss.\(k)")
+            assertClose([Float(v)], try fx.f("loss." + k), rel: Tol.network, "loss.\(k)")
         }
         assertClose(it.lastDFake!, try fx.f("dfake"), rel: Tol.grad, "dfake")
         let zero = structurallyZeroGradients(blockNames: it.generator.blocks.map(\.name),
