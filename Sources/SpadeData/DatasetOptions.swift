@@ -1,0 +1,130 @@
+import Foundation
+
+/// The data-related config keys (DESIGN.md §4), named after NVlabs options.
+public struct DatasetOptions: Sendable, Equatable {
+    /// `custom` (NVlabs folders), `classified_tiles` (ArcGIS export) or `synthetic`.
+    public var datasetMode: String = "synthetic"
+    public var dataroot: String = ""
+    /// custom: defaults to `dataroot/train_label`; classified_tiles: `dataroot/labels`.
+    public var labelDir: String = ""
+    /// custom: defaults to `dataroot/train_img`; classified_tiles: `dataroot/images`.
+    public var imageDir: String = ""
+    /// custom only; required unless `noInstance`. Empty/nil = none (then
+    /// `dataroot/train_inst` is used if `noInstance` is false and it exists).
+    public var instanceDir: String? = nil
+    public var labelNC: Int = 8
+    public var containDontcareLabel: Bool = false
+    public var noInstance: Bool = true
+    /// `index`: a single-channel (gray or palette) PNG whose value / palette
+    /// index is the class id. `rgb`: an RGB label image mapped to class ids
+    /// through `labelColors` (or, for classified_tiles, the `Color` of each
+    /// class in esri_model_definition.emd).
+    public var labelEncoding: String = "index"
+    /// Class colours for `label_encoding: rgb` (`labelColors[c] = [r, g, b]`).
+    public var labelColors: [[Int]] = []
+    public var preprocessMode: String = "resize_and_crop"
+    public var loadSize: Int = 286
+    public var cropSize: Int = 256
+    public var aspectRatio: Double = 1.0
+    public var noFlip: Bool = false
+    public var serialBatches: Bool = false
+    public var seed: UInt64 = 0
+    /// synthetic: number of generated scenes.
+    public var syntheticCount: Int = 256
+    /// synthetic: generated width (0 = crop_size); height = round(width / aspect_ratio).
+    public var syntheticSize: Int = 0
+    /// synthetic: number of classes drawn (3...8, the first of SyntheticScenes.classNames).
+    public var syntheticClasses: Int = 8
+
+    public init() {}
+
+    public static let datasetModes = ["custom", "classified_tiles", "synthetic"]
+    public static let labelEncodings = ["index", "rgb"]
+    public static let preprocessModes = ["resize_and_crop", "crop", "scale_width", "scale_width_and_crop",
+                                         "scale_shortside", "scale_shortside_and_crop", "fixed", "none"]
+
+    /// Channels of the generator input: label_nc (+1 don't-care) (+1 instance edges).
+    public var semanticNC: Int { labelNC + (containDontcareLabel ? 1 : 0) + (noInstance ? 0 : 1) }
+
+    /// Batch image width: crop_size.
+    public var outputWidth: Int { cropSize }
+    /// Batch image height: round(crop_size / aspect_ratio), Python's round (half to even).
+    public var outputHeight: Int { Int((Double(cropSize) / aspectRatio).rounded(.toNearestOrEven)) }
+
+    /// Label values of one-hot channels (255 -> label_nc when don't-care).
+    var oneHotChannels: Int { labelNC + (containDontcareLabel ? 1 : 0) }
+
+    /// Effective directories after defaults.
+    public var resolvedLabelDir: String {
+        if !labelDir.isEmpty { return labelDir }
+        return joinPath(dataroot, datasetMode == "classified_tiles" ? "labels" : "train_label")
+    }
+    public var resolvedImageDir: String {
+        if !imageDir.isEmpty { return imageDir }
+        return joinPath(dataroot, datasetMode == "classified_tiles" ? "images" : "train_img")
+    }
+    public var resolvedInstanceDir: String? {
+        if noInstance { return nil }
+        if let d = instanceDir, !d.isEmpty { return d }
+        return datasetMode == "custom" ? joinPath(dataroot, "train_inst") : nil
+    }
+
+    /// Checks values and combinations; errors name the key (exit 2).
+    public func validate() throws {
+        var issues: [DataIssue] = []
+        func bad(_ key: String, _ msg: String) { issues.append(DataIssue(path: key, problem: msg)) }
+        if !Self.datasetModes.contains(datasetMode) {
+            bad("dataset_mode", "unknown value '\(datasetMode)' (expected one of \(Self.datasetModes.joined(separator: ", ")))")
+        }
+        if !Self.preprocessModes.contains(preprocessMode) {
+            bad("preprocess_mode", "unknown value '\(preprocessMode)' (expected one of \(Self.preprocessModes.joined(separator: ", ")))")
+        }
+        if !Self.labelEncodings.contains(labelEncoding) {
+            bad("label_encoding", "unknown value '\(labelEncoding)' (expected index or rgb)")
+        }
+        if labelNC < 1 || labelNC > 255 { bad("label_nc", "must be in 1...255, got \(labelNC)") }
+        if cropSize < 1 { bad("crop_size", "must be positive, got \(cropSize)") }
+        if loadSize < 1 { bad("load_size", "must be positive, got \(loadSize)") }
+        if !(aspectRatio > 0) || !aspectRatio.isFinite { bad("aspect_ratio", "must be positive, got \(aspectRatio)") }
+        else if outputHeight < 1 { bad("aspect_ratio", "crop_size / aspect_ratio rounds to 0") }
+        if preprocessMode.contains("crop") && loadSize < cropSize && preprocessMode != "crop" {
+            bad("load_size", "load_size \(loadSize) < crop_size \(cropSize) with preprocess_mode \(preprocessMode)")
+        }
+        switch datasetMode {
+        case "custom":
+            if dataroot.isEmpty && (labelDir.isEmpty || imageDir.isEmpty) {
+                bad("dataroot", "dataset_mode custom needs dataroot (or label_dir and image_dir)")
+            }
+        case "classified_tiles":
+            if dataroot.isEmpty && (labelDir.isEmpty || imageDir.isEmpty) {
+                bad("dataroot", "dataset_mode classified_tiles needs dataroot (the export folder)")
+            }
+            if !noInstance { bad("no_instance", "classified_tiles has no instance maps: set no_instance: true") }
+        case "synthetic":
+            if syntheticClasses < 3 || syntheticClasses > SyntheticScenes.classNames.count {
+                bad("synthetic_classes", "must be in 3...\(SyntheticScenes.classNames.count), got \(syntheticClasses)")
+            } else if labelNC < syntheticClasses {
+                bad("label_nc", "label_nc \(labelNC) < synthetic_classes \(syntheticClasses)")
+            }
+            if syntheticCount < 1 { bad("synthetic_count", "must be positive, got \(syntheticCount)") }
+            if syntheticSize < 0 { bad("synthetic_size", "must be >= 0, got \(syntheticSize)") }
+        default: break
+        }
+        if labelEncoding == "rgb" {
+            if datasetMode == "synthetic" { bad("label_encoding", "synthetic labels are class indices: use label_encoding: index") }
+            if datasetMode == "custom" && labelColors.isEmpty {
+                bad("label_colors", "label_encoding rgb needs label_colors (one [r, g, b] per class)")
+            }
+        }
+        for (i, c) in labelColors.enumerated() where c.count != 3 || c.contains(where: { $0 < 0 || $0 > 255 }) {
+            bad("label_colors", "entry \(i) must be [r, g, b] with values 0...255, got \(c)")
+        }
+        if labelColors.count > labelNC { bad("label_colors", "\(labelColors.count) colours for label_nc \(labelNC)") }
+        if !issues.isEmpty { throw DataError(issues) }
+    }
+}
+
+func joinPath(_ a: String, _ b: String) -> String {
+    if a.isEmpty { return b }
+    return a.hasSuffix("/") ? a + b : a + "/" + b
+}

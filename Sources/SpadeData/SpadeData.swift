@@ -1,1 +1,0 @@
-// SpadeData module; see README.md for its role.
