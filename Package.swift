@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "SafeTensors"),
         .target(name: "SpadeCore", dependencies: ["CBLAS"]),
         .target(name: "SpadeNN", dependencies: ["SpadeCore"]),
-        .target(name: "SpadeDist", dependencies: ["CMPI"]),
+        .target(name: "SpadeDist", dependencies: ["CMPI"], exclude: ["README.md"]),
         .target(name: "SpadeData", dependencies: ["CImageIO"]),
         .target(name: "SpadeTrain", dependencies: [
             "SpadeCore", "SpadeNN", "SpadeDist", "SpadeData", "SafeTensors",

@@ -11,6 +11,7 @@
 //   nonfinite     anyRankFlagged and finish().allFinite agree on all ranks
 //   throw         --rank R throws mid-run while the others block in a collective (exit 1 or --code)
 //   crash         --rank R fails a precondition mid-run
+//   exit-early    --rank R calls exit(0) mid-run without MPI_Finalize
 //   hang          --rank R writes its pid to --pid-file and sleeps (to be SIGKILLed) while the
 //                 others block in MPI_Allreduce
 //   layout        prints the rank/BLAS thread layout line
@@ -397,6 +398,8 @@ runGuarded(comm) {
             if options["code"] == "2" { throw UserFacing(description: "bad file data/labels/0007.png: class id 200 >= label_nc 8") }
             throw Failure(description: "boom: simulated failure on one rank")
         }
+    case "exit-early":
+        try failMidRun(comm) { exit(0) }  // no MPI_Finalize: a trainer bug, not an error
     case "crash":
         try failMidRun(comm) { preconditionFailure("simulated crash on one rank") }
     case "hang":

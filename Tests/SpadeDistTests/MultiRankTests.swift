@@ -81,6 +81,13 @@ final class MultiRankTests: XCTestCase {
         XCTAssertLessThan(r.seconds, 10, "job took \(r.seconds) s to end")
     }
 
+    func testRankExitingWithoutFinalizeEndsJob() throws {
+        let r = try MPIRunner.run(np: 2, ["exit-early", "--rank", "1"], timeout: 20)
+        XCTAssertFalse(r.timedOut, r.stderr)
+        XCTAssertNotEqual(r.status, 0, r.stderr)
+        XCTAssertLessThan(r.seconds, 10)
+    }
+
     /// One rank is SIGKILLed while the others block in MPI_Allreduce: the job must
     /// end, non-zero, within 10 s of the kill.
     func testSIGKILLOfOneRankEndsJobWithin10Seconds() throws {
