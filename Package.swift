@@ -27,12 +27,14 @@ let package = Package(
         .target(name: "SafeTensors"),
         .target(name: "SpadeCore", dependencies: ["CBLAS"]),
         .target(name: "SpadeNN", dependencies: ["SpadeCore"]),
-        .target(name: "SpadeDist", dependencies: ["CMPI"]),
+        .target(name: "SpadeDist", dependencies: ["CMPI"], exclude: ["README.md"]),
         .target(name: "SpadeData", dependencies: ["CImageIO"]),
         .target(name: "SpadeTrain", dependencies: [
             "SpadeCore", "SpadeNN", "SpadeDist", "SpadeData", "SafeTensors",
             .product(name: "Yams", package: "Yams"),
         ]),
+        // Multi-rank checks of SpadeDist, run under mpirun by SpadeDistTests and bench/.
+        .executableTarget(name: "spade-dist-commcheck", dependencies: ["SpadeDist"]),
         .executableTarget(name: "spade-dist", dependencies: [
             "SpadeTrain",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -43,7 +45,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "SpadeTestSupport"]),
         .testTarget(name: "SpadeCoreTests", dependencies: ["SpadeCore", "SpadeTestSupport"]),
         .testTarget(name: "SpadeNNTests", dependencies: ["SpadeNN", "SpadeTestSupport"]),
-        .testTarget(name: "SpadeDistTests", dependencies: ["SpadeDist", "SpadeTestSupport"]),
+        .testTarget(name: "SpadeDistTests", dependencies: ["SpadeDist", "SpadeTestSupport", "spade-dist-commcheck"]),
         .testTarget(name: "SpadeDataTests", dependencies: ["SpadeData", "SpadeTestSupport"]),
         .testTarget(name: "SpadeTrainTests", dependencies: ["SpadeTrain", "SpadeTestSupport"]),
     ]

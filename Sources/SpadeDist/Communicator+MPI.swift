@@ -1,0 +1,222 @@
+// Communicator over OpenMPI's C API.
+//
+// Thread level: MPI_THREAD_FUNNELED. The process has several threads
+// (OpenBLAS workers, the data loader's decoder thread), so MPI_THREAD_SINGLE
+// would be a lie, but only the thread that called MPI_Init_thread (the
+// trainer's main thread) ever calls MPI. FUNNELED says exactly that and lets
+// OpenMPI skip the locking MPI_THREAD_MULTIPLE costs on every call; overlap
+// comes from non-blocking collectives polled by the main thread, not from a
+// communication thread. Every call checks it runs on the initializing thread.
+
+import CMPI
+import Foundation
+
+/// The world of an MPI job (MPI_COMM_WORLD), or a duplicate of it.
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    public let localRank: Int
+    public let localSize: Int
+    /// The thread level MPI granted (>= FUNNELED).
+    public let providedThreadLevel: Int32
+    let comm: MPI_Comm
+    private let owner: pthread_t
+
+    /// True if this process was started by a launcher that set up an MPI job
+    /// (mpirun/mpiexec, or srun with PMI/PMIx); otherwise MPI_Init would start a singleton.
+    public static var launchedByMPI: Bool {
+        let env = ProcessInfo.processInfo.environment
+        return ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"].contains { env[$0] != nil }
+    }
+
+    /// Initializes MPI (MPI_Init_thread with MPI_THREAD_FUNNELED) unless it already is,
+    /// and wraps MPI_COMM_WORLD. Works as an MPI singleton when not launched by mpirun.
+    public convenience init() throws {
+        var initialized: Int32 = 0
+        MPI_Initialized(&initialized)
+        var provided: Int32 = 0
+        if initialized == 0 {
+            Self.setDefaultMCAParameters()
+            let rc = MPI_Init_thread(nil, nil, cmpi_thread_funneled(), &provided)
+            if rc != cmpi_success() { throw DistributedError.mpi("MPI_Init_thread failed (\(mpiErrorString(rc)))") }
+        } else {
+            MPI_Query_thread(&provided)
+        }
+        if provided < cmpi_thread_funneled() {
+            throw DistributedError.mpi("MPI provides thread level \(provided), need MPI_THREAD_FUNNELED")
+        }
+        self.init(comm: cmpi_comm_world(), providedThreadLevel: provided)
+    }
+
+    /// MCA defaults this layer relies on, set in the environment before MPI_Init
+    /// unless the user set them (--mca / OMPI_MCA_*; README.md "MCA parameters").
+    /// - coll_libnbc_iallreduce_algorithm 3 (Rabenseifner: reduce-scatter by
+    ///   recursive halving + allgather; ring when the buffer is shorter than the
+    ///   power of two below the world size). libnbc's own choice for an in-place
+    ///   Iallreduce is the binomial reduce + broadcast, 3-5x slower for MB-sized
+    ///   buckets. All three compute each result element on exactly one rank and
+    ///   copy it to the others, so results are bitwise identical on all ranks.
+    static func setDefaultMCAParameters() {
+        setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3", 0)  // 0: keep the user's value
+    }
+
+    private init(comm: MPI_Comm, providedThreadLevel: Int32) {
+        self.comm = comm
+        self.providedThreadLevel = providedThreadLevel
+        self.owner = pthread_self()
+        var r: Int32 = 0, s: Int32 = 0
+        MPI_Comm_rank(comm, &r)
+        MPI_Comm_size(comm, &s)
+        rank = Int(r); size = Int(s)
+        // Ranks sharing memory = ranks on this node, under any launcher.
+        var local: MPI_Comm? = nil
+        MPI_Comm_split_type(comm, cmpi_comm_type_shared(), r, cmpi_info_null(), &local)
+        var lr: Int32 = 0, ls: Int32 = 1
+        MPI_Comm_rank(local, &lr)
+        MPI_Comm_size(local, &ls)
+        MPI_Comm_free(&local)
+        localRank = Int(lr); localSize = Int(ls)
+    }
+
+    @inline(__always) func checkThread(_ function: StaticString = #function) {
+        precondition(pthread_equal(pthread_self(), owner) != 0,
+                     "MPI called from a thread other than the one that initialized it (\(function)); the thread level is FUNNELED")
+    }
+
+    public func barrier() {
+        checkThread()
+        MPI_Barrier(comm)
+    }
+
+    public func broadcast(_ buf: UnsafeMutableRawBufferPointer, root: Int) {
+        checkThread()
+        precondition(root >= 0 && root < size)
+        var offset = 0
+        while offset < buf.count {  // counts are Int32 in MPI: chunk at 1 GiB
+            let n = min(buf.count - offset, 1 << 30)
+            MPI_Bcast(buf.baseAddress! + offset, Int32(n), cmpi_byte(), Int32(root), comm)
+            offset += n
+        }
+    }
+
+    private func allReduce<T>(_ buf: UnsafeMutableBufferPointer<T>, _ type: MPI_Datatype, _ op: MPI_Op) {
+        checkThread()
+        var offset = 0
+        while offset < buf.count {
+            let n = min(buf.count - offset, 1 << 30)
+            MPI_Allreduce(cmpi_in_place(), buf.baseAddress! + offset, Int32(n), type, op, comm)
+            offset += n
+        }
+    }
+
+    public func allReduceSum(_ buf: UnsafeMutableBufferPointer<Float>) { allReduce(buf, cmpi_float(), cmpi_op_sum()) }
+    public func allReduceSum(_ buf: UnsafeMutableBufferPointer<Double>) { allReduce(buf, cmpi_double(), cmpi_op_sum()) }
+    public func allReduceMax(_ buf: UnsafeMutableBufferPointer<Int64>) { allReduce(buf, cmpi_int64(), cmpi_op_max()) }
+    public func allReduceMin(_ buf: UnsafeMutableBufferPointer<Int64>) { allReduce(buf, cmpi_int64(), cmpi_op_min()) }
+    public func allReduceMax(_ buf: UnsafeMutableBufferPointer<Double>) { allReduce(buf, cmpi_double(), cmpi_op_max()) }
+    public func allReduceMin(_ buf: UnsafeMutableBufferPointer<Double>) { allReduce(buf, cmpi_double(), cmpi_op_min()) }
+
+    public func allGather(_ send: UnsafeRawBufferPointer, into recv: UnsafeMutableRawBufferPointer) {
+        checkThread()
+        precondition(recv.count == send.count * size, "allGather: receive buffer must hold size * send.count bytes")
+        precondition(send.count < Int(Int32.max))
+        if send.count == 0 { return }
+        MPI_Allgather(send.baseAddress!, Int32(send.count), cmpi_byte(),
+                      recv.baseAddress!, Int32(send.count), cmpi_byte(), comm)
+    }
+
+    public func allGatherStrings(_ s: String) -> [String] {
+        checkThread()
+        let bytes = Array(s.utf8)
+        var lengths = [Int32](repeating: 0, count: size)
+        var mine = Int32(bytes.count)
+        MPI_Allgather(&mine, 1, cmpi_int32(), &lengths, 1, cmpi_int32(), comm)
+        var displs = [Int32](repeating: 0, count: size)
+        var total = 0
+        for r in 0..<size { displs[r] = Int32(total); total += Int(lengths[r]) }
+        precondition(total < Int(Int32.max), "allGatherStrings: strings too long")
+        var all = [UInt8](repeating: 0, count: max(total, 1))
+        let sendBytes = bytes.isEmpty ? [0] : bytes  // a valid address even for ""
+        MPI_Allgatherv(sendBytes, mine, cmpi_byte(), &all, &lengths, &displs, cmpi_byte(), comm)
+        return (0..<size).map { r in
+            let start = Int(displs[r])
+            return String(decoding: all[start..<start + Int(lengths[r])], as: UTF8.self)
+        }
+    }
+
+    public func startAllReduceSum(_ buf: UnsafeMutableBufferPointer<Float>) -> PendingReduction {
+        checkThread()
+        precondition(buf.count <= Int(Int32.max), "startAllReduceSum: \(buf.count) elements exceed MPI's int count")
+        let pending = MPIPendingReduction(owner: self)
+        if buf.count == 0 { return CompletedReduction() }
+        // Algorithm: see setDefaultMCAParameters and README.md "Bitwise determinism".
+        MPI_Iallreduce(cmpi_in_place(), buf.baseAddress!, Int32(buf.count), cmpi_float(), cmpi_op_sum(),
+                       comm, &pending.request)
+        return pending
+    }
+
+    public func duplicate() -> Communicator {
+        checkThread()
+        var dup: MPI_Comm? = nil
+        MPI_Comm_dup(comm, &dup)
+        return MPICommunicator(comm: dup!, providedThreadLevel: providedThreadLevel)
+    }
+
+    public func abort(message: String, code: Int32) -> Never {
+        fflush(nil)  // all output streams: keep progress lines printed before the failure
+        if !message.isEmpty { printFatalMessageOnce("rank \(rank): \(message)") }
+        MPI_Abort(cmpi_comm_world(), code)
+        exit(code)  // MPI_Abort does not return; keep the compiler and singletons honest
+    }
+
+    public func finalize() {
+        checkThread()
+        var finalized: Int32 = 0
+        MPI_Finalized(&finalized)
+        if finalized == 0 { MPI_Finalize() }
+    }
+}
+
+/// An MPI_Iallreduce in flight.
+final class MPIPendingReduction: PendingReduction {
+    var request: MPI_Request? = cmpi_request_null()
+    private var done = false
+    private unowned let owner: MPICommunicator
+    init(owner: MPICommunicator) { self.owner = owner }
+
+    func test() -> Bool {
+        if done { return true }
+        owner.checkThread()
+        var flag: Int32 = 0
+        MPI_Test(&request, &flag, cmpi_status_ignore())
+        done = flag != 0
+        return done
+    }
+
+    func wait() {
+        if done { return }
+        owner.checkThread()
+        MPI_Wait(&request, cmpi_status_ignore())
+        done = true
+    }
+
+    deinit {
+        // Dropping an unfinished request would leave MPI writing into freed memory.
+        precondition(done || request == cmpi_request_null(), "a non-blocking reduction was dropped before it completed")
+    }
+}
+
+func mpiErrorString(_ code: Int32) -> String {
+    var buf = [CChar](repeating: 0, count: Int(cmpi_max_error_string()) + 1)
+    var len: Int32 = 0
+    MPI_Error_string(code, &buf, &len)
+    return String(decoding: buf.prefix(Int(len)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// The world communicator for this process: MPI when launched by mpirun/srun
+/// (or when `forceMPI`, e.g. to test singleton MPI), otherwise a single process
+/// without MPI (no orted start-up, nothing to clean up).
+public func makeWorldCommunicator(forceMPI: Bool = false) throws -> Communicator {
+    if forceMPI || MPICommunicator.launchedByMPI { return try MPICommunicator() }
+    return SingleProcessCommunicator()
+}

@@ -1,0 +1,306 @@
+// Bucketed, overlapped gradient averaging.
+//
+// Backward finalises parameter gradients layer by layer, last layer first.
+// Gradients are grouped into buckets of about `bucketBytes` in that order;
+// when the last gradient of a bucket is marked ready, the bucket's
+// non-blocking all-reduce starts while backward goes on computing earlier
+// layers. OpenMPI has no progress thread, so backward calls `poll()` between
+// layers to move the messages along. `finish()` waits for the rest, divides
+// by the world size and reports how long it waited.
+//
+// Buckets start in bucket order on every rank (bucket k+1 waits for bucket
+// k), so ranks issue their collectives in the same order even if gradients
+// inside a step are marked in a different order. The reducer uses its own
+// duplicate communicator, so its traffic never interleaves with the
+// batch-norm reductions issued during the same backward.
+
+import Foundation
+
+/// Timings and facts about one step's gradient reduction.
+public struct GradientReductionStats: Sendable {
+    /// Seconds `finish()` spent waiting for reductions to complete ("comm_wait_s").
+    public var commWaitSeconds: Double = 0
+    /// Seconds spent inside `poll()` during backward.
+    public var pollSeconds: Double = 0
+    /// Seconds spent copying to/from staging buffers and dividing by the world size.
+    public var postProcessSeconds: Double = 0
+    /// Bytes of gradients reduced (per rank).
+    public var bytes: Int = 0
+    /// Number of buckets.
+    public var buckets: Int = 0
+    /// Buckets whose reduction had started before `finish()` was called.
+    public var bucketsStartedBeforeFinish: Int = 0
+    /// Buckets that had completed before `finish()` was called.
+    public var bucketsCompletedBeforeFinish: Int = 0
+    /// False if any averaged gradient is NaN or infinite. Computed on the
+    /// reduced values, which are bitwise identical on all ranks, so every rank
+    /// reaches the same verdict without another collective.
+    public var allFinite: Bool = true
+}
+
+public final class GradientAllReducer {
+    /// One gradient tensor.
+    public struct Gradient {
+        public let name: String
+        public let pointer: UnsafeMutablePointer<Float>
+        public let count: Int
+    }
+
+    struct Bucket {
+        var gradients: Range<Int>          // indices into `gradients`
+        var elements: Int
+        var contiguous: UnsafeMutableBufferPointer<Float>?  // reduced in place
+        var staging: UnsafeMutableBufferPointer<Float>?     // else copied here
+        var remaining = 0
+        var pending: PendingReduction?
+        var completed = false
+    }
+
+    public let gradients: [Gradient]
+    public let bucketBytes: Int
+    /// Collective timeout: if `finish()` waits longer, the job is aborted with a message
+    /// naming the bucket (another rank is probably stuck). nil = wait forever.
+    public var waitTimeoutSeconds: Double?
+    /// Extra MPI_Test calls per `poll()` while a bucket is in flight (>= 1).
+    public var progressCallsPerPoll = 2
+    /// Check the averaged gradients for NaN/Inf in `finish()`.
+    public var checkFinite = true
+
+    private let comm: Communicator
+    private var buckets: [Bucket] = []
+    private let bucketOf: [Int]
+    private let indexOfName: [String: Int]
+    private var ready: [Bool]
+    private var nextToStart = 0
+    private var firstInFlight = 0
+    private var stats = GradientReductionStats()
+    private var inStep = false
+
+    /// Gradients given as separate pointers, in the order backward finalises them.
+    /// Buckets whose gradients happen to be adjacent in memory are reduced in
+    /// place; others go through a staging buffer.
+    public init(communicator: Communicator,
+                gradients: [(name: String, pointer: UnsafeMutablePointer<Float>, count: Int)],
+                bucketBytes: Int = 4 << 20) {
+        precondition(bucketBytes > 0)
+        self.comm = communicator.size > 1 ? communicator.duplicate() : communicator
+        self.gradients = gradients.map { Gradient(name: $0.name, pointer: $0.pointer, count: $0.count) }
+        self.bucketBytes = bucketBytes
+        var names: [String: Int] = [:]
+        for (i, g) in self.gradients.enumerated() {
+            precondition(g.count >= 0)
+            precondition(names[g.name] == nil, "gradient \(g.name) listed twice")
+            names[g.name] = i
+        }
+        indexOfName = names
+        ready = Array(repeating: false, count: gradients.count)
+
+        // Greedy: fill a bucket in backward order until it holds >= bucketBytes.
+        var bucketOf = Array(repeating: 0, count: gradients.count)
+        var start = 0, elements = 0
+        for i in 0..<self.gradients.count {
+            bucketOf[i] = buckets.count
+            elements += self.gradients[i].count
+            if elements * MemoryLayout<Float>.size >= bucketBytes || i == self.gradients.count - 1 {
+                buckets.append(Bucket(gradients: start..<(i + 1), elements: elements))
+                start = i + 1; elements = 0
+            }
+        }
+        self.bucketOf = bucketOf
+        for b in buckets.indices {
+            if let range = Self.contiguousRange(self.gradients[buckets[b].gradients]) {
+                buckets[b].contiguous = range
+            } else {
+                buckets[b].staging = .allocate(capacity: buckets[b].elements)
+            }
+        }
+    }
+
+    /// Gradients living in one allocation at `base`, given as (name, offset, count)
+    /// in the order backward finalises them (the ParameterStore layout). With the
+    /// store laid out in forward order, every bucket is a contiguous range and is
+    /// reduced in place.
+    public convenience init(communicator: Communicator, base: UnsafeMutablePointer<Float>,
+                            segments: [(name: String, offset: Int, count: Int)],
+                            bucketBytes: Int = 4 << 20) {
+        self.init(communicator: communicator,
+                  gradients: segments.map { ($0.name, base + $0.offset, $0.count) },
+                  bucketBytes: bucketBytes)
+    }
+
+    deinit {
+        for b in buckets { b.staging?.deallocate() }
+    }
+
+    /// If the tensors tile one address range without gaps or overlap, that range.
+    static func contiguousRange(_ gs: ArraySlice<Gradient>) -> UnsafeMutableBufferPointer<Float>? {
+        let sorted = gs.filter { $0.count > 0 }.sorted { $0.pointer < $1.pointer }
+        guard let first = sorted.first else { return nil }
+        var end = first.pointer
+        for g in sorted {
+            if g.pointer != end { return nil }
+            end = g.pointer + g.count
+        }
+        return UnsafeMutableBufferPointer(start: first.pointer, count: end - first.pointer)
+    }
+
+    public var bucketCount: Int { buckets.count }
+    /// Number of buckets that need a staging copy (0 for a contiguous store).
+    public var stagedBucketCount: Int { buckets.filter { $0.staging != nil }.count }
+    /// One line for the start-up log.
+    public var layoutDescription: String {
+        let total = gradients.reduce(0) { $0 + $1.count }
+        return "\(gradients.count) gradients, \(total * 4 / 1024) KiB in \(buckets.count) buckets of ~\(bucketBytes / 1024) KiB (\(stagedBucketCount) staged)"
+    }
+
+    /// Starts a step: every gradient becomes not-ready. Call before backward.
+    public func beginStep() {
+        precondition(!inStep, "beginStep() called twice without finish()")
+        for i in ready.indices { ready[i] = false }
+        for b in buckets.indices {
+            buckets[b].remaining = buckets[b].gradients.count
+            buckets[b].pending = nil
+            buckets[b].completed = false
+        }
+        nextToStart = 0
+        firstInFlight = 0
+        stats = GradientReductionStats()
+        stats.buckets = buckets.count
+        inStep = true
+    }
+
+    /// Backward calls this when gradient `index` (position in the constructor's list) is final.
+    public func markReady(_ index: Int) {
+        precondition(inStep, "markReady outside beginStep()/finish()")
+        precondition(!ready[index], "gradient \(gradients[index].name) marked ready twice in one step")
+        ready[index] = true
+        let b = bucketOf[index]
+        buckets[b].remaining -= 1
+        if buckets[b].remaining == 0 && b == nextToStart { startReadyBuckets() }
+    }
+
+    /// Backward calls this when the named gradient is final.
+    public func markReady(_ name: String) {
+        guard let i = indexOfName[name] else { preconditionFailure("unknown gradient \(name)") }
+        markReady(i)
+    }
+
+    /// Starts, in bucket order, every bucket whose gradients are all ready.
+    private func startReadyBuckets() {
+        while nextToStart < buckets.count && buckets[nextToStart].remaining == 0 {
+            start(nextToStart)
+            nextToStart += 1
+        }
+    }
+
+    private func start(_ b: Int) {
+        let t0 = monotonicSeconds()
+        let buf: UnsafeMutableBufferPointer<Float>
+        if let c = buckets[b].contiguous {
+            buf = c
+        } else {
+            buf = buckets[b].staging!
+            var o = 0
+            for g in gradients[buckets[b].gradients] {
+                (buf.baseAddress! + o).update(from: g.pointer, count: g.count)
+                o += g.count
+            }
+        }
+        stats.postProcessSeconds += monotonicSeconds() - t0
+        buckets[b].pending = comm.size > 1 ? comm.startAllReduceSum(buf) : nil
+    }
+
+    /// Progresses in-flight reductions. Cheap; call between layers of backward.
+    public func poll() {
+        guard inStep, firstInFlight < nextToStart else { return }
+        let t0 = monotonicSeconds()
+        // MPI_Test drives OpenMPI's whole progress engine, so testing the
+        // oldest request moves all of them; retire the completed prefix.
+        var calls = 0
+        while firstInFlight < nextToStart && calls < progressCallsPerPoll {
+            calls += 1
+            if buckets[firstInFlight].pending?.test() ?? true {
+                buckets[firstInFlight].completed = true
+                firstInFlight += 1
+            }
+        }
+        stats.pollSeconds += monotonicSeconds() - t0
+    }
+
+    /// Waits for every bucket (starting those never marked: a gradient not
+    /// marked ready is taken as final now), averages over ranks, and returns
+    /// the step's statistics. All gradients are final and identical on all ranks.
+    @discardableResult
+    public func finish() -> GradientReductionStats {
+        precondition(inStep, "finish() without beginStep()")
+        stats.bucketsStartedBeforeFinish = nextToStart
+        stats.bucketsCompletedBeforeFinish = firstInFlight
+        for b in nextToStart..<buckets.count {
+            buckets[b].remaining = 0
+            start(b)
+        }
+        nextToStart = buckets.count
+
+        let scale = Float(comm.size)
+        var allFinite = true
+        for b in buckets.indices {
+            if let p = buckets[b].pending, !buckets[b].completed {
+                let t0 = monotonicSeconds()
+                if let limit = waitTimeoutSeconds {
+                    while !p.test() {
+                        if monotonicSeconds() - t0 > limit {
+                            comm.abort(message: "waited \(Int(limit)) s for the gradient all-reduce of bucket \(b) (\(gradients[buckets[b].gradients.lowerBound].name) ...); another rank is stuck or gone", code: 1)
+                        }
+                    }
+                } else {
+                    p.wait()
+                }
+                stats.commWaitSeconds += monotonicSeconds() - t0
+            }
+            buckets[b].completed = true
+            buckets[b].pending = nil
+            let t1 = monotonicSeconds()
+            let buf = buckets[b].contiguous ?? buckets[b].staging!
+            if scale != 1 || checkFinite {
+                allFinite = Self.divide(buf, by: scale, checkFinite: checkFinite) && allFinite
+            }
+            if let staging = buckets[b].staging {
+                var o = 0
+                for g in gradients[buckets[b].gradients] {
+                    g.pointer.update(from: staging.baseAddress! + o, count: g.count)
+                    o += g.count
+                }
+            }
+            stats.postProcessSeconds += monotonicSeconds() - t1
+            stats.bytes += buckets[b].elements * MemoryLayout<Float>.size
+        }
+        firstInFlight = buckets.count
+        stats.allFinite = allFinite
+        inStep = false
+        return stats
+    }
+
+    /// buf /= scale (a true division, as PyTorch's averaging); returns false if any
+    /// result is NaN or infinite.
+    static func divide(_ buf: UnsafeMutableBufferPointer<Float>, by scale: Float, checkFinite: Bool) -> Bool {
+        // x - x is 0 for finite x and NaN for NaN/Inf; NaN survives the sum.
+        var probe: Float = 0
+        if scale != 1 {
+            for i in buf.indices {
+                let v = buf[i] / scale
+                buf[i] = v
+                probe += v - v
+            }
+        } else {
+            for i in buf.indices { let v = buf[i]; probe += v - v }
+        }
+        return !checkFinite || probe == 0
+    }
+}
+
+/// Seconds on a monotonic clock.
+@inline(__always) func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}

@@ -1,1 +1,0 @@
-// SpadeDist module; see README.md for its role.
