@@ -1,0 +1,321 @@
+// The one table of config keys. Parsing, `--set`, validation of single values,
+// YAML dumping, defaults and the README key table are all derived from it.
+
+/// A config value as stored in the table (defaults) and read generically.
+public enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
+    case int(Int)
+    case float(Double)
+    case bool(Bool)
+    case string(String)
+
+    /// The value as written in YAML (strings quoted when YAML would misread them).
+    public var description: String {
+        switch self {
+        case .int(let v): return String(v)
+        case .float(let v): return yamlFloat(v)
+        case .bool(let v): return v ? "true" : "false"
+        case .string(let v): return yamlString(v)
+        }
+    }
+}
+
+/// Numeric range a key's value must lie in.
+public struct ConfigBounds: Sendable, Equatable {
+    public var min: Double?
+    public var minExclusive = false
+    public var max: Double?
+    public var maxExclusive = false
+
+    /// `v >= lo` (or `> lo` when exclusive).
+    public static func atLeast(_ lo: Double, exclusive: Bool = false) -> ConfigBounds {
+        ConfigBounds(min: lo, minExclusive: exclusive)
+    }
+
+    /// `lo <= v <= hi` with optional open ends.
+    public static func between(_ lo: Double, _ hi: Double, minExclusive: Bool = false, maxExclusive: Bool = false) -> ConfigBounds {
+        ConfigBounds(min: lo, minExclusive: minExclusive, max: hi, maxExclusive: maxExclusive)
+    }
+
+    public func contains(_ v: Double) -> Bool {
+        if let lo = min, minExclusive ? !(v > lo) : !(v >= lo) { return false }
+        if let hi = max, maxExclusive ? !(v < hi) : !(v <= hi) { return false }
+        return true
+    }
+
+    /// Human form: `>= 1`, `> 0`, `0 ... 255`, `[0, 1)`.
+    public var text: String {
+        func n(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x) }
+        switch (min, max) {
+        case let (lo?, nil): return (minExclusive ? "> " : ">= ") + n(lo)
+        case let (nil, hi?): return (maxExclusive ? "< " : "<= ") + n(hi)
+        case let (lo?, hi?):
+            if !minExclusive && !maxExclusive { return "\(n(lo)) ... \(n(hi))" }
+            return (minExclusive ? "(" : "[") + "\(n(lo)), \(n(hi))" + (maxExclusive ? ")" : "]")
+        case (nil, nil): return "any"
+        }
+    }
+}
+
+/// One config key: its name, type, default, allowed values and a one-line description.
+public struct ConfigKeySpec: Sendable {
+    /// The value type of a key.
+    public enum Kind: Sendable, Equatable {
+        case int, float, bool, string
+        /// A string restricted to the listed values.
+        case choice([String])
+
+        public var name: String {
+            switch self {
+            case .int: return "int"
+            case .float: return "float"
+            case .bool: return "bool"
+            case .string: return "string"
+            case .choice: return "choice"
+            }
+        }
+    }
+
+    /// Where the value lives in `TrainConfig`.
+    enum Field: Sendable {
+        case int(WritableKeyPath<TrainConfig, Int> & Sendable)
+        case float(WritableKeyPath<TrainConfig, Double> & Sendable)
+        case bool(WritableKeyPath<TrainConfig, Bool> & Sendable)
+        case string(WritableKeyPath<TrainConfig, String> & Sendable)
+    }
+
+    public let name: String
+    public let kind: Kind
+    public let defaultValue: ConfigValue
+    public let bounds: ConfigBounds?
+    /// NVlabs SPADE's default for this option; nil when NVlabs has no such option.
+    public let nvlabsDefault: String?
+    public let description: String
+    /// Other accepted spellings (e.g. NVlabs's `D_steps_per_G`).
+    public let aliases: [String]
+    /// For choice keys: why values NVlabs knows but we do not implement are rejected.
+    public let rejectNote: String?
+    let field: Field
+
+    /// "Allowed" column text: range, choices or "-".
+    public var allowedText: String {
+        if case .choice(let c) = kind { return c.joined(separator: ", ") }
+        if kind == .bool { return "true, false" }
+        return bounds?.text ?? "-"
+    }
+
+    static func int(_ name: String, _ kp: WritableKeyPath<TrainConfig, Int> & Sendable, _ def: Int,
+                    _ bounds: ConfigBounds? = nil, nvlabs: String? = nil, aliases: [String] = [],
+                    _ description: String) -> ConfigKeySpec {
+        ConfigKeySpec(name: name, kind: .int, defaultValue: .int(def), bounds: bounds, nvlabsDefault: nvlabs,
+                      description: description, aliases: aliases, rejectNote: nil, field: .int(kp))
+    }
+
+    static func float(_ name: String, _ kp: WritableKeyPath<TrainConfig, Double> & Sendable, _ def: Double,
+                      _ bounds: ConfigBounds? = nil, nvlabs: String? = nil,
+                      _ description: String) -> ConfigKeySpec {
+        ConfigKeySpec(name: name, kind: .float, defaultValue: .float(def), bounds: bounds, nvlabsDefault: nvlabs,
+                      description: description, aliases: [], rejectNote: nil, field: .float(kp))
+    }
+
+    static func bool(_ name: String, _ kp: WritableKeyPath<TrainConfig, Bool> & Sendable, _ def: Bool,
+                     nvlabs: String? = nil, _ description: String) -> ConfigKeySpec {
+        ConfigKeySpec(name: name, kind: .bool, defaultValue: .bool(def), bounds: nil, nvlabsDefault: nvlabs,
+                      description: description, aliases: [], rejectNote: nil, field: .bool(kp))
+    }
+
+    static func string(_ name: String, _ kp: WritableKeyPath<TrainConfig, String> & Sendable, _ def: String,
+                       nvlabs: String? = nil, _ description: String) -> ConfigKeySpec {
+        ConfigKeySpec(name: name, kind: .string, defaultValue: .string(def), bounds: nil, nvlabsDefault: nvlabs,
+                      description: description, aliases: [], rejectNote: nil, field: .string(kp))
+    }
+
+    static func choice(_ name: String, _ kp: WritableKeyPath<TrainConfig, String> & Sendable, _ def: String,
+                       _ choices: [String], nvlabs: String? = nil, reject: String? = nil,
+                       _ description: String) -> ConfigKeySpec {
+        precondition(choices.contains(def), "default of \(name) not among its choices")
+        return ConfigKeySpec(name: name, kind: .choice(choices), defaultValue: .string(def), bounds: nil,
+                             nvlabsDefault: nvlabs, description: description, aliases: [], rejectNote: reject,
+                             field: .string(kp))
+    }
+}
+
+extension TrainConfig {
+    /// Every config key, in the order used by `yaml()` and the README table.
+    public static let keys: [ConfigKeySpec] = [
+        // Experiment
+        .string("name", \.name, "tiny", nvlabs: "label2coco",
+                "config / experiment name; the run directory defaults to runs/<name>"),
+        .string("run_dir", \.run_dir, "",
+                "run directory (config.yaml, checkpoints/, samples/, logs); empty = runs/<name>"),
+        .int("seed", \.seed, 0, .atLeast(0),
+             "seed of parameter init, data order, flips and synthetic data"),
+
+        // Data
+        .choice("dataset_mode", \.dataset_mode, "synthetic", ["synthetic", "custom", "classified_tiles"], nvlabs: "coco",
+                "data layout: synthetic (generated scenes), custom (NVlabs label_dir/image_dir), classified_tiles (ArcGIS images/ + labels/)"),
+        .string("dataroot", \.dataroot, "", nvlabs: "./datasets/cityscapes/",
+                "dataset root; classified_tiles reads <dataroot>/images and <dataroot>/labels"),
+        .string("label_dir", \.label_dir, "", nvlabs: "(required for custom)",
+                "custom: folder of label maps (8-bit PNG class ids)"),
+        .string("image_dir", \.image_dir, "", nvlabs: "(required for custom)",
+                "custom: folder of photos (PNG or JPEG), paired with labels by sorted name stem"),
+        .string("instance_dir", \.instance_dir, "", nvlabs: "\"\"",
+                "custom: folder of instance maps (used when no_instance is false)"),
+        .choice("label_encoding", \.label_encoding, "index", ["index", "rgb"],
+                "how label pixels encode classes: index (8-bit gray or palette PNG, value = class id) or rgb (colour-coded, mapped through the dataset's colour table)"),
+        .int("label_nc", \.label_nc, 8, .between(1, 255), nvlabs: "182",
+             "number of label classes, not counting the don't-care label"),
+        .bool("contain_dontcare_label", \.contain_dontcare_label, false, nvlabs: "false",
+              "label value 255 is don't-care (adds one input channel)"),
+        .bool("no_instance", \.no_instance, true, nvlabs: "false",
+              "do not feed an instance edge map (default true here: synthetic and tile data have no instance maps)"),
+        .int("synthetic_count", \.synthetic_count, 128, .atLeast(1),
+             "synthetic: number of generated scenes"),
+        .int("synthetic_classes", \.synthetic_classes, 8, .atLeast(2),
+             "synthetic: number of scene classes (sky, water, grass, ...); must be <= label_nc"),
+
+        // Preprocessing
+        .choice("preprocess_mode", \.preprocess_mode, "resize_and_crop",
+                ["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "scale_shortside",
+                 "scale_shortside_and_crop", "fixed", "none"], nvlabs: "scale_width_and_crop",
+                "scaling and cropping at load time, as NVlabs"),
+        .int("load_size", \.load_size, 72, .atLeast(1), nvlabs: "1024",
+             "images are scaled to this size, then cropped to crop_size"),
+        .int("crop_size", \.crop_size, 64, .atLeast(1), nvlabs: "512",
+             "width of the training crop; a multiple of 32/64/128 for num_upsampling_layers normal/more/most"),
+        .float("aspect_ratio", \.aspect_ratio, 1.0, .atLeast(0, exclusive: true), nvlabs: "1.0",
+               "width / height of the crop; height = round(crop_size / aspect_ratio)"),
+        .bool("no_flip", \.no_flip, false, nvlabs: "false",
+              "do not flip images horizontally at random"),
+        .bool("serial_batches", \.serial_batches, false, nvlabs: "false",
+              "take images in order instead of a shuffled order each epoch"),
+
+        // Generator
+        .int("ngf", \.ngf, 16, .atLeast(1), nvlabs: "64",
+             "generator filters in the last layer (the first layer has 16*ngf)"),
+        .choice("num_upsampling_layers", \.num_upsampling_layers, "normal", ["normal", "more", "most"], nvlabs: "normal",
+                "generator depth: 5, 6 or 7 upsamplings"),
+        .int("spade_hidden", \.spade_hidden, 32, .atLeast(1), nvlabs: "128 (hard-coded)",
+             "hidden channels of each SPADE block's shared conv"),
+        .choice("norm_G", \.norm_G, "spectralspadesyncbatch3x3", ["spectralspadesyncbatch3x3", "spectralspadebatch3x3"],
+                nvlabs: "spectralspadesyncbatch3x3",
+                reject: "spade-dist implements only spectral-norm convs with SPADE over parameter-free (synchronized) batch norm and 3x3 kernels",
+                "generator norm; both values mean spectral norm + SPADE with param-free sync batch norm, 3x3"),
+
+        // Discriminator
+        .int("ndf", \.ndf, 16, .atLeast(1), nvlabs: "64",
+             "discriminator filters in the first layer"),
+        .int("n_layers_D", \.n_layers_D, 4, .atLeast(1), nvlabs: "4",
+             "layers of each PatchGAN discriminator"),
+        .int("num_D", \.num_D, 2, .atLeast(1), nvlabs: "2",
+             "discriminator scales (multiscale discriminator)"),
+        .choice("norm_D", \.norm_D, "spectralinstance", ["spectralinstance"], nvlabs: "spectralinstance",
+                reject: "spade-dist implements only spectral-norm convs with instance norm in the discriminator",
+                "discriminator norm: spectral norm + instance norm"),
+
+        // Losses
+        .choice("gan_mode", \.gan_mode, "hinge", ["hinge"], nvlabs: "hinge",
+                reject: "spade-dist implements only the hinge GAN loss",
+                "GAN loss"),
+        .float("lambda_feat", \.lambda_feat, 10.0, .atLeast(0), nvlabs: "10.0",
+               "weight of the discriminator feature-matching loss"),
+        .bool("no_ganFeat_loss", \.no_ganFeat_loss, false, nvlabs: "false",
+              "do not use the feature-matching loss"),
+
+        // Optimization
+        .int("batchSize", \.batchSize, 2, .atLeast(1), nvlabs: "1",
+             "images per rank per step (the global batch is batchSize * ranks)"),
+        .float("lr", \.lr, 0.0002, .atLeast(0, exclusive: true), nvlabs: "0.0002",
+               "initial Adam learning rate (TTUR: G uses lr/2, D uses 2*lr)"),
+        .float("beta1", \.beta1, 0.0, .between(0, 1, maxExclusive: true), nvlabs: "0.0 (0.5 with no_TTUR)",
+               "Adam beta1; TTUR always uses 0, so set it only with no_TTUR"),
+        .float("beta2", \.beta2, 0.9, .between(0, 1, maxExclusive: true), nvlabs: "0.9 (0.999 with no_TTUR)",
+               "Adam beta2; TTUR always uses 0.9, so set it only with no_TTUR"),
+        .bool("no_TTUR", \.no_TTUR, false, nvlabs: "false",
+              "same lr for G and D and the given betas instead of TTUR"),
+        .int("niter", \.niter, 50, .atLeast(0), nvlabs: "50",
+             "epochs at the initial learning rate"),
+        .int("niter_decay", \.niter_decay, 0, .atLeast(0), nvlabs: "0",
+             "epochs over which the learning rate decays linearly to zero after niter"),
+        .int("d_steps_per_g", \.d_steps_per_g, 1, .atLeast(1), nvlabs: "1", aliases: ["D_steps_per_G"],
+             "discriminator steps per generator step (k-1 extra D-only steps on fresh batches)"),
+        .int("steps", \.steps, 300, .atLeast(0),
+             "total generator steps of the run; 0 = (niter + niter_decay) epochs"),
+        .choice("on_nonfinite", \.on_nonfinite, "skip", ["skip", "stop"],
+                "on a NaN/Inf loss or gradient: skip the step (and count it) or stop the run"),
+
+        // Outputs
+        .int("log_every", \.log_every, 10, .atLeast(1),
+             "steps between metrics.jsonl / TensorBoard records"),
+        .int("sample_every", \.sample_every, 50, .atLeast(0),
+             "steps between sample grids in samples/ (0 = never)"),
+        .int("num_samples", \.num_samples, 4, .atLeast(1),
+             "images (rows) in a sample grid"),
+        .int("checkpoint_every", \.checkpoint_every, 100, .atLeast(0),
+             "steps between checkpoints (0 = only at the end of the run)"),
+        .int("keep_checkpoints", \.keep_checkpoints, 3, .atLeast(0),
+             "newest checkpoints to keep (0 = keep all)"),
+
+        // Distributed and performance
+        .float("bucket_mb", \.bucket_mb, 4.0, .atLeast(0, exclusive: true),
+               "gradient all-reduce bucket size in MiB"),
+        .int("blas_threads", \.blas_threads, 0, .atLeast(0),
+             "OpenBLAS threads per rank (0 = cores per node / ranks per node)"),
+        .int("drift_check_every", \.drift_check_every, 100, .atLeast(0),
+             "steps between replica-drift checksums across ranks (0 = never)"),
+    ]
+
+    /// Looks a key up by name or alias.
+    public static func spec(named name: String) -> ConfigKeySpec? {
+        keys.first { $0.name == name || $0.aliases.contains(name) }
+    }
+}
+
+// MARK: YAML scalar formatting
+
+/// Shortest round-trip decimal of `v`, always with a `.` so YAML 1.1 readers see a float.
+func yamlFloat(_ v: Double) -> String {
+    var s = "\(v)"
+    if !s.contains(".") && !s.contains("n") && !s.contains("i") {   // not nan/inf
+        if let e = s.firstIndex(of: "e") { s.insert(contentsOf: ".0", at: e) } else { s += ".0" }
+    }
+    return s
+}
+
+/// `s` as a YAML scalar: plain when unambiguous, else double-quoted with JSON escapes.
+func yamlString(_ s: String) -> String {
+    let plainOK = s.unicodeScalars.first.map { CharacterSetCheck.isPlainStart($0) } ?? false
+        && s.unicodeScalars.allSatisfy(CharacterSetCheck.isPlainBody)
+        && !yamlReservedWords.contains(s.lowercased())
+        && Double(s) == nil
+    if plainOK { return s }
+    var r = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": r += "\\\""
+        case "\\": r += "\\\\"
+        case "\n": r += "\\n"
+        case "\t": r += "\\t"
+        case "\r": r += "\\r"
+        default:
+            if u.value < 0x20 || u.value == 0x7f {
+                let hex = String(u.value, radix: 16)
+                r += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            } else {
+                r.unicodeScalars.append(u)
+            }
+        }
+    }
+    return r + "\""
+}
+
+private let yamlReservedWords: Set<String> = ["", "~", "null", "true", "false", "yes", "no", "on", "off", "y", "n"]
+
+private enum CharacterSetCheck {
+    static func isPlainStart(_ u: Unicode.Scalar) -> Bool {
+        (u >= "a" && u <= "z") || (u >= "A" && u <= "Z") || u == "_"
+    }
+    static func isPlainBody(_ u: Unicode.Scalar) -> Bool {
+        isPlainStart(u) || (u >= "0" && u <= "9") || u == "." || u == "/" || u == "-"
+    }
+}
