@@ -140,4 +140,13 @@ public final class ReplicaStatisticsReducer {
         calls += 1
         communicator.deterministicAllReduceSum(values)
     }
+    /// Every replica's values, rank-major (`result[r * count + i]`), in one collective:
+    /// for merging per-rank (count, mean, M2) triples with Chan's formula, so that
+    /// forward needs one collective instead of two (sum, then sum of squared deviations).
+    public func gatherAcrossReplicas(_ values: UnsafeBufferPointer<Double>) -> [Double] {
+        calls += 1
+        var all = [Double](repeating: 0, count: values.count * communicator.size)
+        all.withUnsafeMutableBytes { communicator.allGather(UnsafeRawBufferPointer(values), into: $0) }
+        return all
+    }
 }

@@ -77,6 +77,8 @@ public final class GradientAllReducer {
     private var inStep = false
 
     /// Gradients given as separate pointers, in the order backward finalises them.
+    /// Collective (duplicates the communicator): all ranks construct their reducers
+    /// in the same order.
     /// Buckets whose gradients happen to be adjacent in memory are reduced in
     /// place; others go through a staging buffer.
     public init(communicator: Communicator,

@@ -108,6 +108,8 @@ final class SingleProcessTests: XCTestCase {
         v.withUnsafeMutableBufferPointer { r.sumAcrossReplicas($0) }
         XCTAssertEqual(v, [1, 2])
         XCTAssertEqual(r.calls, 1)
+        XCTAssertEqual(v.withUnsafeBufferPointer { r.gatherAcrossReplicas($0) }, [1, 2])
+        XCTAssertEqual(r.calls, 2)
     }
 
     func testDistributedErrorExitCodes() {
