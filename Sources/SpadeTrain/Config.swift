@@ -340,8 +340,8 @@ public struct TrainConfig: Sendable {
     }
 
     /// Adam betas as NVlabs uses them: (0, 0.9) under TTUR, (beta1, beta2) with no_TTUR.
-    public var adamBetas: (beta1: Float, beta2: Float) {
-        no_TTUR ? (Float(beta1), Float(beta2)) : (0, 0.9)
+    public var adamBetas: (beta1: Double, beta2: Double) {
+        no_TTUR ? (beta1, beta2) : (0, 0.9)
     }
 
     /// NVlabs learning rates during 1-based `epoch`: lr for epochs 1...niter+1, then

@@ -1,0 +1,168 @@
+import Foundation
+import SafeTensors
+import SpadeCore
+import SpadeData
+import SpadeDist
+import SpadeNN
+
+/// `spade-dist generate`: the eval-mode generator (running statistics, stored
+/// spectral-norm vectors) over a folder of label maps, one PNG per label file.
+public enum Generation {
+    /// The config stored in a checkpoint (or `configPath` when given) and the loaded generator.
+    public static func loadGenerator(checkpoint path: String, configPath: String?, overrides: [String] = [])
+        throws -> (TrainConfig, SPADEGenerator) {
+        let file: SafeTensorsFile
+        do { file = try SafeTensorsFile.read(path: path) } catch let e as SafeTensorsError {
+            throw CheckpointError(path: path, e.reason)
+        }
+        var config: TrainConfig
+        if let configPath {
+            config = try TrainConfig.load(path: configPath, overrides: overrides)
+        } else if let yaml = file.metadata["config"] {
+            config = try TrainConfig.parse(yaml: yaml, source: "\(path) (stored config)")
+            for o in overrides { try config.apply(assignment: o) }
+        } else {
+            throw CheckpointError(path: path, "holds no config (not written by spade-dist); pass --config")
+        }
+        let generator = SPADEGenerator(config.modelConfig)
+        try Checkpoint.loadNet(file, path: path, prefix: "netG.", into: generator.state)
+        return (config, generator)
+    }
+
+    /// Label files (PNG) of `directory` in sorted order.
+    public static func labelFiles(_ directory: String) throws -> [String] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            throw DataError(path: directory, "label directory does not exist")
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+            .filter { $0.lowercased().hasSuffix(".png") }.sorted()
+        guard !names.isEmpty else { throw DataError(path: directory, "no .png label files") }
+        return names
+    }
+
+    /// Semantics (1, C, H, W) for one label file at the generator's size (nearest resize).
+    public static func semantics(labelPath: String, instancePath: String?, config: TrainConfig) throws -> (semantics: [Float], labels: [Int32]) {
+        let h = config.imageHeight, w = config.imageWidth
+        func load(_ path: String) throws -> [Int32] {
+            let img = try readImage(path: path)
+            guard let values = img.indexValues() else {
+                throw DataError(path: path, "is not a single-channel (gray or palette) label map")
+            }
+            return resizeNearest(values, fromHeight: img.height, fromWidth: img.width, toHeight: h, toWidth: w)
+        }
+        let raw = try load(labelPath)
+        if let problem = labelProblem(raw, labelNC: config.label_nc, containDontcare: config.contain_dontcare_label) {
+            throw DataError(path: labelPath, problem)
+        }
+        var instances: [Int32]? = nil
+        if !config.no_instance {
+            guard let instancePath else { throw DataError(path: labelPath, "the model uses instance maps: pass --instances DIR") }
+            instances = try load(instancePath)
+        }
+        let sem = try makeSemantics(rawLabels: raw, instances: instances, batch: 1, height: h, width: w,
+                                    labelNC: config.label_nc, containDontcare: config.contain_dontcare_label)
+        let idx = try labelToIndex(raw, labelNC: config.label_nc, containDontcare: config.contain_dontcare_label, path: labelPath)
+        return (sem, idx)
+    }
+
+    static func resizeNearest(_ v: [Int32], fromHeight sh: Int, fromWidth sw: Int, toHeight h: Int, toWidth w: Int) -> [Int32] {
+        if sh == h && sw == w { return v }
+        let iy = Resample.nearestIndices(output: h, input: sh), ix = Resample.nearestIndices(output: w, input: sw)
+        var out = [Int32](repeating: 0, count: h * w)
+        for y in 0..<h { for x in 0..<w { out[y * w + x] = v[iy[y] * sw + ix[x]] } }
+        return out
+    }
+
+    /// 8-bit RGB pixels (H, W, 3) of generated image `i` of an NCHW [-1, 1] tensor.
+    public static func rgbBytes(_ t: [Float], index i: Int, height h: Int, width w: Int) -> [UInt8] {
+        var px = [UInt8](repeating: 0, count: h * w * 3)
+        for c in 0..<3 { for p in 0..<(h * w) {
+            px[p * 3 + c] = UInt8(max(0, min(255, ((t[(i * 3 + c) * h * w + p] + 1) / 2 * 255).rounded())))
+        } }
+        return px
+    }
+
+    /// Generates every label file of `labelsDir` whose index is this rank's (i % size == rank).
+    public static func run(checkpoint: String, labelsDir: String, instancesDir: String?, outDir: String,
+                           configPath: String?, overrides: [String], comm: Communicator) throws -> Int {
+        let (config, generator) = try loadGenerator(checkpoint: checkpoint, configPath: configPath, overrides: overrides)
+        let names = try labelFiles(labelsDir)
+        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        let h = config.imageHeight, w = config.imageWidth
+        var written = 0
+        for (i, name) in names.enumerated() where i % comm.size == comm.rank {
+            let stem = (name as NSString).deletingPathExtension
+            let inst = instancesDir.map { "\($0)/\(name)" }
+            let (sem, _) = try semantics(labelPath: "\(labelsDir)/\(name)", instancePath: inst, config: config)
+            let ctx = Context()
+            let seg = ctx.arena.tensor(1, config.semanticChannels, h, w)
+            seg.copy(from: sem)
+            let fake = generator.forward(seg, mode: .eval, ctx).toArray()
+            try writePNG(path: "\(outDir)/\(stem).png", width: w, height: h, channels: 3,
+                         pixels: rgbBytes(fake, index: 0, height: h, width: w))
+            written += 1
+        }
+        return written
+    }
+
+    /// Mean re-segmentation pixel accuracy of the eval-mode generator on `count` synthetic
+    /// scenes the training set did not contain (seed offset), for `spade-dist eval`.
+    public static func syntheticAccuracy(generator: SPADEGenerator, config: TrainConfig, count: Int) -> Double {
+        let h = config.imageHeight, w = config.imageWidth
+        let scenes = SyntheticScenes(seed: UInt64(truncatingIfNeeded: config.seed) &+ 0x5eed, classes: config.label_nc,
+                                     width: w, height: h)
+        var total = 0.0
+        for i in 0..<count {
+            let raw = scenes.generate(index: i)
+            guard let sem = try? makeSemantics(rawLabels: raw.labels, instances: config.no_instance ? nil : raw.instances,
+                                               batch: 1, height: h, width: w, labelNC: config.label_nc,
+                                               containDontcare: config.contain_dontcare_label) else { continue }
+            let ctx = Context()
+            let seg = ctx.arena.tensor(1, config.semanticChannels, h, w)
+            seg.copy(from: sem)
+            let fake = generator.forward(seg, mode: .eval, ctx).toArray()
+            total += resegmentationAccuracy(image: fake, labels: raw.labels, height: h, width: w, classes: config.label_nc)
+        }
+        return total / Double(max(count, 1))
+    }
+}
+
+/// `spade-dist inspect`: what a checkpoint holds.
+public enum Inspection {
+    public static func describe(path: String, listTensors: Bool) throws -> String {
+        let file: SafeTensorsFile
+        do { file = try SafeTensorsFile.read(path: path) } catch let e as SafeTensorsError {
+            throw CheckpointError(path: path, e.reason)
+        }
+        var out = "\(path)\n"
+        let m = file.metadata
+        out += "  format:      \(m["format"] ?? "(none: not a spade-dist checkpoint)")\n"
+        for key in ["step", "epoch", "data_position", "world_size", "seed", "skipped_steps"] where m[key] != nil {
+            out += "  \(key):\(String(repeating: " ", count: max(1, 12 - key.count)))\(m[key]!)\n"
+        }
+        var groups: [String: (count: Int, elements: Int)] = [:]
+        var bytes = 0
+        for name in file.names {
+            let t = file[name]!
+            let g = String(name.split(separator: ".").first ?? "")
+            groups[g, default: (0, 0)].count += 1
+            groups[g, default: (0, 0)].elements += t.count
+            bytes += t.bytes.count
+        }
+        out += "  tensors:     \(file.tensors.count) (\(String(format: "%.1f", Double(bytes) / 1_048_576)) MiB)\n"
+        for g in groups.keys.sorted() {
+            out += "    \(g): \(groups[g]!.count) tensors, \(groups[g]!.elements) values\n"
+        }
+        if listTensors {
+            for name in file.names {
+                let t = file[name]!
+                out += "    \(name) \(t.dtype.rawValue) \(t.shape)\n"
+            }
+        }
+        if let config = m["config"] {
+            out += "  config:\n" + config.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { "    \($0)" }.joined(separator: "\n") + "\n"
+        }
+        return out
+    }
+}

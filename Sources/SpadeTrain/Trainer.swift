@@ -1,0 +1,394 @@
+import Foundation
+import SafeTensors
+import SpadeCore
+import SpadeData
+import SpadeDist
+import SpadeNN
+
+/// What `spade-dist train` was asked to do beyond the config.
+public struct TrainOptions: Sendable {
+    public var configPath: String?
+    public var overrides: [String] = []
+    /// "auto" (latest in the run directory, or fresh) or a checkpoint path.
+    public var resume: String?
+    /// Weights (and optimizer state if present) to start from at step 0.
+    public var initPath: String?
+    /// Total generator steps of the run (`--steps`); 0 validates and exits.
+    public var steps: Int?
+    public var runDir: String?
+    public init() {}
+}
+
+/// A runtime failure that every rank detects at the same point (exit code 1).
+public struct TrainingStopped: ExitCodeError {
+    public var description: String
+    public var exitCode: Int32 { 1 }
+    public var sameOnAllRanks: Bool { true }
+}
+
+/// An input error found by a collective check, so identical on every rank (exit code 2).
+struct CollectiveUserError: ExitCodeError {
+    var description: String
+    var exitCode: Int32 { 2 }
+    var sameOnAllRanks: Bool { true }
+}
+
+/// The training program: one replica of G and D per rank, the canonical
+/// iteration, gradient averaging, and rank 0's checkpoints, samples and logs.
+public final class Trainer {
+    public let config: TrainConfig
+    let options: TrainOptions
+    let comm: Communicator
+    let iteration: TrainingIteration
+    let sync: GradientSync
+    let dataset: Dataset
+    let batchSize: Int
+    let totalSteps: Int
+    let runDirectory: String
+    var progress = TrainingProgress()
+    var loader: PrefetchingLoader?
+
+    // Rank 0's outputs.
+    var checkpoints: CheckpointDirectory?
+    var metrics: MetricsLog?
+    var tensorboard: TensorBoardWriter?
+    var page: SamplesPage?
+    var display: ProgressDisplay?
+    var evalAccuracy: [Int: Float] = [:]
+
+    var isRoot: Bool { comm.rank == 0 }
+
+    /// Runs `spade-dist train` on this rank; errors end the whole job (runGuarded).
+    public static func run(_ options: TrainOptions, communicator comm: Communicator) throws {
+        var config = try TrainConfig.load(path: options.configPath, overrides: options.overrides)
+        if let dir = options.runDir { config.run_dir = dir }
+        let layout = rankLayout(comm, blasThreadsOverride: config.blas_threads > 0 ? config.blas_threads : nil)
+        BLASThreads.set(layout.blasThreads)
+        try checkConsistency(comm, fingerprint: config.yaml(), what: "effective config")
+        let trainer = try Trainer(config: config, options: options, communicator: comm)
+        if trainer.isRoot {
+            printLayout(comm, layout)
+            print("spade-dist: BLAS kernels \(BLASThreads.coreName), \(trainer.describeModel())")
+        }
+        if options.steps == 0 {
+            if trainer.isRoot { print("spade-dist: config and data are valid (--steps 0)") }
+            return
+        }
+        try trainer.train()
+    }
+
+    init(config: TrainConfig, options: TrainOptions, communicator comm: Communicator) throws {
+        self.config = config
+        self.options = options
+        self.comm = comm
+        runDirectory = config.runDirectory
+        batchSize = config.batchSize
+
+        // Data: listed on every rank, validated once on rank 0 before any work.
+        var dataOptions = config.datasetOptions
+        if dataOptions.datasetMode == "synthetic" { dataOptions.syntheticSize = config.crop_size }
+        let globalBatch = config.batchSize * comm.size
+        var problem: String? = nil
+        if comm.rank == 0 {
+            do { try validateDataset(dataOptions, globalBatch: globalBatch) } catch { problem = "\(error)" }
+        }
+        if comm.size > 1 {
+            let text = broadcastString(comm, problem ?? "")
+            problem = text.isEmpty ? nil : text
+        }
+        if let problem { throw CollectiveUserError(description: problem) }
+        dataset = try Dataset(options: dataOptions)
+
+        // Model, identical on every rank: rank 0 initialises or loads, then broadcasts.
+        let (beta1, beta2) = config.adamBetas
+        let reducer = ReplicaStatisticsReducer(comm)
+        iteration = TrainingIteration(config: config.modelConfig, beta1: beta1, beta2: beta2,
+                                      context: Context(reducer: comm.size > 1 ? reducer : nil))
+        sync = GradientSync(iteration: iteration, communicator: comm.size > 1 ? comm.duplicate() : comm,
+                            bucketBytes: max(1, Int(config.bucket_mb * 1_048_576)))
+        if comm.size > 1 { iteration.context.observer = sync }
+        let steps = ShardedSampler(count: dataset.count, globalBatch: globalBatch, rank: 0, worldSize: comm.size,
+                                   seed: UInt64(truncatingIfNeeded: config.seed), serial: config.serial_batches).stepsPerEpoch
+        totalSteps = options.steps ?? config.totalSteps(stepsPerEpoch: max(1, steps / max(config.d_steps_per_g, 1)))
+        try initializeState()
+    }
+
+    func describeModel() -> String {
+        let g = iteration.generator.state.parameterCount, d = iteration.discriminator.state.parameterCount
+        let m = config.modelConfig
+        return "G \(g) parameters, D \(d) parameters, images \(m.imageHeight)x\(m.imageWidth), " +
+            "\(dataset.count) samples, batch \(batchSize) per rank x \(comm.size) rank(s)"
+    }
+
+    // MARK: start-up state
+
+    /// Fresh (NVlabs init from the seed), `--init` weights, or `--resume`; then rank 0's
+    /// state is broadcast so every replica starts identical.
+    func initializeState() throws {
+        let it = iteration
+        let seed = UInt64(truncatingIfNeeded: config.seed)
+        it.generator.state.initializeNVlabs(seed: seed &* 2 &+ 1)
+        it.discriminator.state.initializeNVlabs(seed: seed &* 2 &+ 2)
+        var resumeFrom: String? = nil
+        if let r = options.resume {
+            resumeFrom = r == "auto" ? CheckpointDirectory(runDirectory: runDirectory, keep: config.keep_checkpoints).latestCheckpoint() : r
+        }
+        var header = [Int64](repeating: 0, count: 4)   // step, epoch, data index, skipped
+        if isRoot {
+            if let path = resumeFrom {
+                let file = try readCheckpoint(path)
+                let loaded = try Checkpoint.load(file, path: path, into: it, requireAll: true)
+                progress = try Checkpoint.progress(file, path: path)
+                print("spade-dist: resuming from \(path) at step \(progress.step)")
+                _ = loaded
+            } else if let path = options.initPath {
+                let file = try readCheckpoint(path)
+                let loaded = try Checkpoint.load(file, path: path, into: it)
+                var notes: [String] = []
+                if !loaded.discriminatorLoaded { notes.append("no netD.* tensors: discriminator initialised fresh") }
+                if !loaded.optimizerGLoaded { notes.append("no optG.*: generator optimizer starts fresh") }
+                if !loaded.optimizerDLoaded { notes.append("no optD.*: discriminator optimizer starts fresh") }
+                if !loaded.ignoredTensors.isEmpty { notes.append("\(loaded.ignoredTensors.count) tensors not used (e.g. \(loaded.ignoredTensors[0]))") }
+                print("spade-dist: initialised from \(path)" + (notes.isEmpty ? "" : "; " + notes.joined(separator: "; ")))
+            } else if options.resume == "auto" {
+                print("spade-dist: no checkpoint in \(runDirectory)/checkpoints, starting fresh")
+            }
+            header = [Int64(progress.step), Int64(progress.epoch), Int64(progress.dataIndex), Int64(progress.skippedSteps)]
+        }
+        guard comm.size > 1 else { return }
+        // Every rank must agree whether rank 0 failed: a failed load throws on rank 0 only,
+        // and runGuarded aborts the job. Broadcast state.
+        header = comm.broadcast(header, root: 0)
+        progress = TrainingProgress(step: Int(header[0]), epoch: Int(header[1]), dataIndex: Int(header[2]),
+                                    skippedSteps: Int(header[3]))
+        var tensors: [(name: String, buffer: UnsafeMutableRawBufferPointer)] = []
+        for (net, state, adam) in [("netG", it.generator.state, it.adamG), ("netD", it.discriminator.state, it.adamD)] {
+            tensors.append(("\(net).parameters", UnsafeMutableRawBufferPointer(state.valueBuffer)))
+            tensors.append(("\(net).buffers", UnsafeMutableRawBufferPointer(state.floatBuffers)))
+            tensors.append(("\(net).exp_avg", UnsafeMutableRawBufferPointer(start: adam.expAvg, count: adam.count * 4)))
+            tensors.append(("\(net).exp_avg_sq", UnsafeMutableRawBufferPointer(start: adam.expAvgSq, count: adam.count * 4)))
+        }
+        try broadcastParameters(comm, tensors: tensors)
+        for (state, adam) in [(it.generator.state, it.adamG), (it.discriminator.state, it.adamD)] {
+            state.counters = comm.broadcast(state.counters, root: 0)
+            adam.step = comm.broadcast([adam.step], root: 0)[0]
+        }
+    }
+
+    func readCheckpoint(_ path: String) throws -> SafeTensorsFile {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CheckpointError(path: path, "no such checkpoint file")
+        }
+        do { return try SafeTensorsFile.read(path: path) } catch let e as SafeTensorsError {
+            throw CheckpointError(path: path, e.reason)
+        }
+    }
+
+    // MARK: the loop
+
+    func train() throws {
+        let it = iteration
+        let globalBatch = batchSize * comm.size
+        let sampler = ShardedSampler(count: dataset.count, globalBatch: globalBatch, rank: comm.rank, worldSize: comm.size,
+                                     seed: UInt64(truncatingIfNeeded: config.seed), serial: config.serial_batches,
+                                     start: SamplerPosition(epoch: progress.epoch, index: progress.dataIndex))
+        let loader = PrefetchingLoader(dataset: dataset, sampler: sampler)
+        self.loader = loader
+        defer { loader.stop() }
+        if isRoot { try openOutputs() }
+        StopSignal.install()
+        let dSteps = max(config.d_steps_per_g, 1)
+        var statusBuffer = [Double](repeating: 0, count: 8)
+        var lastCheckpointStep = progress.step
+
+        while progress.step < totalSteps {
+            let stepStart = ProgressDisplay.monotonicSeconds()
+            var dataWait = 0.0, commWait = 0.0
+            var nonFinite = false
+            // k-1 discriminator-only iterations on fresh batches, then the full one.
+            var losses = GANLosses()
+            var lastBatch: Batch? = nil
+            for k in 0..<dSteps {
+                let generatorStep = k == dSteps - 1
+                let batch = try loader.next()
+                dataWait += loader.lastWaitSeconds
+                let (lrG, lrD) = config.learningRates(epoch: batch.epoch + 1)
+                sync.discriminator.beginStep()
+                if generatorStep { sync.generator.beginStep() }
+                losses = it.computeGradients(semantics: batch.semantics, image: batch.image, batch: batch.batchSize,
+                                             generatorStep: generatorStep)
+                let dStats = sync.discriminator.finish()
+                commWait += dStats.commWaitSeconds
+                var finite = dStats.allFinite && losses.lossD.isFinite
+                if generatorStep {
+                    let gStats = sync.generator.finish()
+                    commWait += gStats.commWaitSeconds
+                    finite = finite && gStats.allFinite && losses.lossG.isFinite
+                }
+                if comm.size == 1 && !finite { nonFinite = true }
+                // One small collective per iteration: losses for the log, the non-finite
+                // flag and the stop request, identical on all ranks.
+                if comm.size > 1 {
+                    statusBuffer = [losses.dFake, losses.dReal, losses.gGAN, losses.gGANFeat,
+                                    finite ? 0 : 1, StopSignal.requested ? 1 : 0, 0, 0]
+                    statusBuffer.withUnsafeMutableBufferPointer { comm.deterministicAllReduceSum($0) }
+                    let n = Double(comm.size)
+                    losses.dFake = statusBuffer[0] / n; losses.dReal = statusBuffer[1] / n
+                    losses.gGAN = statusBuffer[2] / n; losses.gGANFeat = statusBuffer[3] / n
+                    nonFinite = statusBuffer[4] > 0
+                } else {
+                    statusBuffer[5] = StopSignal.requested ? 1 : 0
+                }
+                if nonFinite { break }
+                it.applyUpdates(lrG: Double(lrG), lrD: Double(lrD), generatorStep: generatorStep)
+                lastBatch = batch
+            }
+            let position = loader.position
+            progress.epoch = position.epoch
+            progress.dataIndex = position.index
+            progress.step += 1
+            if nonFinite {
+                progress.skippedSteps += 1
+                let message = "non-finite loss or gradient at step \(progress.step)"
+                if config.on_nonfinite == "stop" { throw TrainingStopped(description: message + " (on_nonfinite: stop)") }
+                if isRoot { display?.message("spade-dist: \(message): step skipped (\(progress.skippedSteps) so far)") }
+            }
+            if config.drift_check_every > 0 && progress.step % config.drift_check_every == 0 && comm.size > 1 {
+                try checkReplicas()
+            }
+            let stopRequested = statusBuffer[5] > 0
+            if isRoot {
+                let elapsed = ProgressDisplay.monotonicSeconds() - stepStart
+                try rootDuties(losses: losses, batch: lastBatch, elapsed: elapsed, dataWait: dataWait, commWait: commWait,
+                               imagesThisStep: globalBatch * dSteps)
+                if progress.step % max(config.checkpoint_every, 1) == 0 || progress.step == totalSteps || stopRequested {
+                    try saveCheckpoint()
+                    lastCheckpointStep = progress.step
+                }
+            }
+            if stopRequested {
+                if isRoot { display?.message("spade-dist: stop requested (signal); checkpoint at step \(progress.step) written, exiting") }
+                break
+            }
+        }
+        if isRoot {
+            if lastCheckpointStep != progress.step { try saveCheckpoint() }
+            display?.finish()
+            try metrics?.close()
+            print("spade-dist: done at step \(progress.step); run directory \(runDirectory)")
+        }
+        comm.barrier()
+    }
+
+    func checkReplicas() throws {
+        let g = iteration.generator.state, d = iteration.discriminator.state
+        try checkReplicasIdentical(comm, step: progress.step, tensors: [
+            ("netG.parameters", UnsafeRawBufferPointer(g.valueBuffer)), ("netG.buffers", UnsafeRawBufferPointer(g.floatBuffers)),
+            ("netD.parameters", UnsafeRawBufferPointer(d.valueBuffer)), ("netD.buffers", UnsafeRawBufferPointer(d.floatBuffers)),
+        ])
+    }
+
+    // MARK: rank 0
+
+    func openOutputs() throws {
+        try AtomicFile.createDirectory(runDirectory)
+        try AtomicFile.write(config.yaml(), to: runDirectory + "/config.yaml")
+        checkpoints = CheckpointDirectory(runDirectory: runDirectory, keep: config.keep_checkpoints)
+        metrics = try MetricsLog(path: runDirectory + "/metrics.jsonl", keepingUpToStep: progress.step)
+        tensorboard = try TensorBoardWriter(directory: runDirectory)
+        page = SamplesPage(runDirectory: runDirectory, title: "spade-dist: \(config.name)")
+        display = ProgressDisplay(totalSteps: totalSteps, startStep: progress.step,
+                                  imagesPerStep: batchSize * comm.size * max(config.d_steps_per_g, 1))
+    }
+
+    func rootDuties(losses: GANLosses, batch: Batch?, elapsed: Double, dataWait: Double, commWait: Double,
+                    imagesThisStep: Int) throws {
+        let step = progress.step
+        display?.update(step: step, epoch: progress.epoch, lossD: Float(losses.lossD), lossG: Float(losses.lossG))
+        if step % max(config.log_every, 1) == 0 || step == 1 || step == totalSteps {
+            var r = MetricsRecord(step: step, epoch: progress.epoch)
+            r.loss_D = Float(losses.lossD); r.loss_G = Float(losses.lossG)
+            r.D_Fake = Float(losses.dFake); r.D_real = Float(losses.dReal)
+            r.G_GAN = Float(losses.gGAN); r.G_GANFeat = Float(losses.gGANFeat)
+            let (lrG, lrD) = config.learningRates(epoch: progress.epoch + 1)
+            r.lr_G = lrG; r.lr_D = lrD
+            r.images_per_s = Float(Double(imagesThisStep) / max(elapsed, 1e-9))
+            r.data_wait_s = Float(dataWait); r.comm_wait_s = Float(commWait)
+            if progress.skippedSteps > 0 { r.extras["skipped_steps"] = Float(progress.skippedSteps) }
+            try metrics?.append(r)
+            try tensorboard?.addScalars(MetricsRecord.floatKeys.compactMap { k in r[k].map { (k, $0) } }, step: step)
+        }
+        if let batch, config.sample_every > 0 && (step % config.sample_every == 0 || step == totalSteps) {
+            try writeSamples(batch)
+        }
+    }
+
+    /// Eval-mode generator on the current batch (no collective), grid label | generated | real.
+    func writeSamples(_ batch: Batch) throws {
+        let n = min(config.num_samples, batch.batchSize)
+        guard n > 0, let page else { return }
+        let h = batch.height, w = batch.width, nc = batch.semanticNC
+        let ctx = Context()
+        let seg = ctx.arena.tensor(n, nc, h, w)
+        seg.copy(from: Array(batch.semantics[0..<(n * nc * h * w)]))
+        let fake = iteration.generator.forward(seg, mode: .eval, ctx).toArray()
+        let grid = SampleGrid.make(labels: batch.labels, fake: fake, real: batch.image, count: n, height: h, width: w,
+                                   dontcare: config.contain_dontcare_label ? Int32(config.label_nc) : nil)
+        let png = try encodePNG(width: grid.width, height: grid.height, channels: 3, pixels: grid.pixels)
+        let path = page.samplePath(step: progress.step)
+        try AtomicFile.createDirectory(runDirectory + "/samples")
+        try AtomicFile.write(png, to: path)
+        try tensorboard?.addImage("samples", png: png, width: grid.width, height: grid.height, step: progress.step)
+        if config.dataset_mode == "synthetic" {
+            var acc = 0.0
+            for i in 0..<n {
+                acc += resegmentationAccuracy(image: Array(fake[(i * 3 * h * w)..<((i + 1) * 3 * h * w)]),
+                                              labels: Array(batch.labels[(i * h * w)..<((i + 1) * h * w)]),
+                                              height: h, width: w, classes: config.label_nc)
+            }
+            evalAccuracy[progress.step] = Float(acc / Double(n))
+        }
+        try page.write(metrics: (try? MetricsLog.read(path: runDirectory + "/metrics.jsonl")) ?? [], evalAccuracy: evalAccuracy)
+    }
+
+    func saveCheckpoint() throws {
+        guard let checkpoints else { return }
+        let file = Checkpoint.make(iteration, progress: progress, config: config, worldSize: comm.size)
+        try metrics?.sync()
+        _ = try checkpoints.save(file, step: progress.step)
+        try checkpoints.rotate()
+    }
+}
+
+/// The sample image: one row per sample, columns colourized labels | generated | real.
+public enum SampleGrid {
+    public static func make(labels: [Int32], fake: [Float], real: [Float], count n: Int, height h: Int, width w: Int,
+                            dontcare: Int32?) -> (pixels: [UInt8], width: Int, height: Int) {
+        let gw = 3 * w, gh = n * h
+        var px = [UInt8](repeating: 0, count: gw * gh * 3)
+        func toByte(_ v: Float) -> UInt8 { UInt8(max(0, min(255, ((v + 1) / 2 * 255).rounded()))) }
+        for i in 0..<n {
+            let colors = colorize(Array(labels[(i * h * w)..<((i + 1) * h * w)]), dontcare: dontcare)
+            for y in 0..<h {
+                for x in 0..<w {
+                    let row = (i * h + y) * gw
+                    for c in 0..<3 {
+                        px[(row + x) * 3 + c] = colors[(y * w + x) * 3 + c]
+                        px[(row + w + x) * 3 + c] = toByte(fake[((i * 3 + c) * h + y) * w + x])
+                        px[(row + 2 * w + x) * 3 + c] = toByte(real[((i * 3 + c) * h + y) * w + x])
+                    }
+                }
+            }
+        }
+        return (px, gw, gh)
+    }
+}
+
+/// Rank 0's string on every rank (length first, then the bytes).
+func broadcastString(_ comm: Communicator, _ s: String) -> String {
+    let bytes = Array(s.utf8)
+    let count = comm.broadcast([Int64(bytes.count)], root: 0)[0]
+    var buf = comm.rank == 0 ? bytes : [UInt8](repeating: 0, count: Int(count))
+    buf = comm.broadcast(buf, root: 0)
+    return String(decoding: buf, as: UTF8.self)
+}
