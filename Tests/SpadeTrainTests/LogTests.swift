@@ -233,12 +233,15 @@ final class TensorBoardTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let tb = try TensorBoardWriter(directory: dir)
         for s in 1...5 { try tb.addScalars([("loss_D", Float(s) * 0.5), ("loss_G", 1)], step: s) }
+        try tb.addImage("samples", png: [0x89, 0x50, 0x4E, 0x47, 1, 2, 3], width: 96, height: 32, step: 5)
         try tb.sync()
         let script = """
             import sys
             from tensorboard.backend.event_processing import event_accumulator as ea
             acc = ea.EventAccumulator(sys.argv[1]); acc.Reload()
             print(",".join("%d:%g" % (e.step, e.value) for e in acc.Scalars("loss_D")))
+            im = acc.Images("samples")[0]
+            print(im.step, im.width, im.height, len(im.encoded_image_string))
             """
         let py = Process()
         py.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -248,6 +251,6 @@ final class TensorBoardTests: XCTestCase {
         try py.run()
         py.waitUntilExit()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        XCTAssertEqual(text.trimmingCharacters(in: .whitespacesAndNewlines), "1:0.5,2:1,3:1.5,4:2,5:2.5")
+        XCTAssertEqual(text.trimmingCharacters(in: .whitespacesAndNewlines), "1:0.5,2:1,3:1.5,4:2,5:2.5\n5 96 32 7")
     }
 }
