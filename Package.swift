@@ -48,5 +48,7 @@ let package = Package(
         .testTarget(name: "SpadeDistTests", dependencies: ["SpadeDist", "SpadeTestSupport", "spade-dist-commcheck"]),
         .testTarget(name: "SpadeDataTests", dependencies: ["SpadeData", "SpadeTestSupport"]),
         .testTarget(name: "SpadeTrainTests", dependencies: ["SpadeTrain", "SpadeTestSupport"]),
+        // End-to-end runs of the built spade-dist binary (directly and under mpirun).
+        .testTarget(name: "CLITests", dependencies: ["SpadeTestSupport", "SafeTensors", "spade-dist"]),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import SafeTensors
+import SpadeDist
 import SpadeNN
 
 /// Where training stands, as stored in a checkpoint's `__metadata__` (DESIGN §9).
@@ -16,7 +17,8 @@ public struct TrainingProgress: Equatable, Sendable {
 }
 
 /// A checkpoint that cannot be used: the file and the tensor or key named.
-public struct CheckpointError: Error, CustomStringConvertible, Sendable {
+public struct CheckpointError: ExitCodeError, Sendable {
+    public var exitCode: Int32 { 2 }
     public var path: String
     public var message: String
     public init(path: String, _ message: String) { self.path = path; self.message = message }

@@ -1,17 +1,18 @@
-/// An error caused by the user's input (command line, config, data): the CLI prints
-/// its one-line `description` without a backtrace and exits with `exitCode` (2).
-public protocol UserError: Error, CustomStringConvertible {
-    /// Process exit code for this error (DESIGN §3: 2 for usage/config/data errors).
-    var exitCode: Int32 { get }
-}
+import SpadeData
+import SpadeDist
 
-extension UserError {
-    public var exitCode: Int32 { 2 }
-}
+// One error vocabulary for the whole program: `ExitCodeError` (SpadeDist) carries the
+// exit code; errors the user can fix (config, data, checkpoint files) use 2 (DESIGN §3).
+
+/// Data errors (SpadeData cannot see SpadeDist) are user errors too.
+extension DataError: ExitCodeError {}
 
 /// A config problem: unknown key, wrong type, out-of-range value or inconsistent keys.
 /// `description` is one line naming the source (file or `--set`), the key and the value.
-public struct ConfigError: UserError, Equatable, Sendable {
+public struct ConfigError: ExitCodeError, Equatable, Sendable {
+    public var exitCode: Int32 { 2 }
+    /// Every rank parses the same files and arguments, so every rank finds the same error.
+    public var sameOnAllRanks: Bool { true }
     /// Where the value came from: a YAML path, `--set`, or nil for the effective config.
     public var source: String?
     /// The key at fault, when there is one.

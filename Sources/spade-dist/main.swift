@@ -32,8 +32,7 @@ struct SpadeDistCommand: ParsableCommand {
 /// Exit code for an error: 2 for anything the user can fix (config, data, checkpoint, usage).
 func exitCode(for error: Error) -> Int32 {
     if let e = error as? ExitCodeError { return e.exitCode }
-    if error is SpadeData.UserError || error is SpadeTrain.UserError || error is CheckpointError { return 2 }
-    return 1
+    return error is SpadeData.UserError ? 2 : 1
 }
 
 /// Runs `body`, turning thrown errors into one line on stderr and the right exit code.
@@ -60,9 +59,7 @@ func runOnAllRanks(_ body: (Communicator) throws -> Void) throws {
     }
     runGuarded(comm) {
         do { try body(comm) } catch let e as ExitCodeError { throw e } catch {
-            // Config errors are found identically by every rank.
-            throw ClassifiedError(description: "\(error)", exitCode: exitCode(for: error),
-                                  sameOnAllRanks: error is ConfigError)
+            throw ClassifiedError(description: "\(error)", exitCode: exitCode(for: error), sameOnAllRanks: false)
         }
     }
     comm.finalize()
