@@ -50,5 +50,10 @@ final class LoaderTests: XCTestCase {
             waits.append(loader.lastWaitSeconds)
         }
         XCTAssertLessThan(waits.max()!, 0.01, "\(waits)")
+        loader.stop()
+        // Batches already decoded may still come out; then next() fails instead of blocking.
+        var thrown = false
+        for _ in 0..<4 { do { _ = try loader.next() } catch { thrown = true; break } }
+        XCTAssertTrue(thrown)
     }
 }
