@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "SpadeCore", dependencies: ["CBLAS"]),
         .target(name: "SpadeNN", dependencies: ["SpadeCore"]),
         .target(name: "SpadeDist", dependencies: ["CMPI"], exclude: ["README.md"]),
-        .target(name: "SpadeData", dependencies: ["CImageIO"]),
+        .target(name: "SpadeData", dependencies: ["CImageIO"], exclude: ["README.md"]),
         .target(name: "SpadeTrain", dependencies: [
             "SpadeCore", "SpadeNN", "SpadeDist", "SpadeData", "SafeTensors",
             .product(name: "Yams", package: "Yams"),

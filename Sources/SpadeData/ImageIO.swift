@@ -68,6 +68,7 @@ public struct DecodedImage: Sendable, Equatable {
     /// scaled to 0...255), palette expanded, alpha dropped, 16-bit rounded
     /// to 8-bit (`(v * 255 + 32767) / 65535`).
     public func rgb8() -> [UInt8] {
+        if case .u8(let p) = pixels, channels == 3 { return p }
         let n = width * height
         var out = [UInt8](repeating: 0, count: n * 3)
         let c = channels

@@ -78,7 +78,8 @@ final class LoaderState: @unchecked Sendable {
     func take() -> LoaderItem {
         cond.lock()
         defer { cond.unlock() }
-        while queue.isEmpty { cond.wait() }
+        while queue.isEmpty && !stopped { cond.wait() }
+        if queue.isEmpty { return .failure(DataError(path: "", "data loader was stopped")) }
         let item = queue.removeFirst()
         if case .failure = item { queue.insert(item, at: 0) }  // keep failing on later calls
         cond.broadcast()

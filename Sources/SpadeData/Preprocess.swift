@@ -35,7 +35,7 @@ struct GeometryProblem: Error { var message: String }
 /// aspect_ratio); scale_shortside scales the short side to load_size (NVlabs'
 /// code keeps the old short side, a bug); a window larger than the image is
 /// an error instead of zero padding; modes without crop must produce exactly
-/// the batch size.
+/// the batch size (so `none` never resizes).
 func planGeometry(width w: Int, height h: Int, options o: DatasetOptions, rng: inout SplitMix64) throws -> GeometryPlan {
     let cw = o.outputWidth, ch = o.outputHeight
     let load = o.loadSize
@@ -58,10 +58,10 @@ func planGeometry(width w: Int, height h: Int, options o: DatasetOptions, rng: i
         }
     case "fixed":
         rw = cw; rh = ch
-    case "none":
-        rw = Int((Double(w) / 32).rounded(.toNearestOrEven)) * 32
-        rh = Int((Double(h) / 32).rounded(.toNearestOrEven)) * 32
-    default: // "crop"
+    default: // "crop", "none"
+        // none: NVlabs rounds each side to a multiple of 32 (make_power_2);
+        // batches need exactly the configured size, which is such a multiple,
+        // so the image is used as is and must already have that size.
         break
     }
     if rw < 1 || rh < 1 {
@@ -80,7 +80,8 @@ func planGeometry(width w: Int, height h: Int, options o: DatasetOptions, rng: i
                             cropX: x, cropY: y, outWidth: cw, outHeight: ch, flip: flip)
     }
     if rw != cw || rh != ch {
-        throw GeometryProblem(message: "preprocess_mode \(mode) turns \(w)x\(h) into \(rw)x\(rh), but batches are \(cw)x\(ch) (crop_size, aspect_ratio); use a *_and_crop mode or fixed")
+        let what = rw == w && rh == h ? "image \(w)x\(h)" : "image \(w)x\(h) (\(rw)x\(rh) after resizing)"
+        throw GeometryProblem(message: "\(what) does not match the batch size \(cw)x\(ch) (crop_size, aspect_ratio) under preprocess_mode \(mode); use a *_and_crop mode or fixed")
     }
     return GeometryPlan(sourceWidth: w, sourceHeight: h, resizeWidth: rw, resizeHeight: rh,
                         cropX: 0, cropY: 0, outWidth: cw, outHeight: ch, flip: flip)

@@ -10,13 +10,13 @@ import Foundation
 /// issues (rank 0 alone also reports the dataset-level issues).
 public func prescan(_ options: DatasetOptions, globalBatch: Int = 1, rank: Int = 0, worldSize: Int = 1,
                     threads: Int = 1) -> [DataIssue] {
-    do { try options.validate() } catch let e as DataError { return e.issues } catch { return [DataIssue(path: "", problem: "\(error)")] }
+    do { try options.validate() } catch let e as DataError { return mergeIssuesPerFile(e.issues) } catch { return [DataIssue(path: "", problem: "\(error)")] }
     let listing = listDataset(options)
     var issues = rank == 0 ? listing.issues : []
     let dataset = Dataset(options: options, listing: listing)
     let n = dataset.count
-    if rank == 0 {
-        if n == 0 && listing.issues.isEmpty {
+    if rank == 0 && listing.issues.isEmpty {
+        if n == 0 {
             issues.append(DataIssue(path: options.dataroot, problem: "the dataset is empty"))
         } else if n < globalBatch {
             issues.append(DataIssue(path: options.datasetMode == "synthetic" ? "synthetic_count" : options.dataroot,
