@@ -137,9 +137,12 @@ public enum Inspection {
         }
         var out = "\(path)\n"
         let m = file.metadata
-        out += "  format:      \(m["format"] ?? "(none: not a spade-dist checkpoint)")\n"
+        func row(_ key: String, _ value: String) -> String {
+            "  \(key):" + String(repeating: " ", count: max(1, 15 - key.count)) + value + "\n"
+        }
+        out += row("format", m["format"] ?? "(none: not a spade-dist checkpoint)")
         for key in ["step", "epoch", "data_position", "world_size", "seed", "skipped_steps"] where m[key] != nil {
-            out += "  \(key):\(String(repeating: " ", count: max(1, 12 - key.count)))\(m[key]!)\n"
+            out += row(key, m[key]!)
         }
         var groups: [String: (count: Int, elements: Int)] = [:]
         var bytes = 0
@@ -150,7 +153,7 @@ public enum Inspection {
             groups[g, default: (0, 0)].elements += t.count
             bytes += t.bytes.count
         }
-        out += "  tensors:     \(file.tensors.count) (\(String(format: "%.1f", Double(bytes) / 1_048_576)) MiB)\n"
+        out += "  tensors:        \(file.tensors.count) (\(String(format: "%.1f", Double(bytes) / 1_048_576)) MiB)\n"
         for g in groups.keys.sorted() {
             out += "    \(g): \(groups[g]!.count) tensors, \(groups[g]!.elements) values\n"
         }
