@@ -142,13 +142,16 @@ public final class Trainer {
         let seed = UInt64(truncatingIfNeeded: config.seed)
         it.generator.state.initializeNVlabs(seed: seed &* 2 &+ 1)
         it.discriminator.state.initializeNVlabs(seed: seed &* 2 &+ 2)
-        var resumeFrom: String? = nil
-        if let r = options.resume {
-            resumeFrom = r == "auto" ? CheckpointDirectory(runDirectory: runDirectory, keep: config.keep_checkpoints).latestCheckpoint() : r
-        }
         var header = [Int64](repeating: 0, count: 4)   // step, epoch, data index, skipped
         if isRoot {
-            if resumeFrom == nil && options.steps != 0 { try refuseToOverwriteEarlierRun() }
+            var resumeFrom: String? = nil
+            if options.resume == "auto" {
+                resumeFrom = try findCheckpointToResume()
+            } else if let path = options.resume {
+                resumeFrom = path
+            } else if options.steps != 0 {
+                try refuseToOverwriteEarlierRun()
+            }
             if let path = resumeFrom {
                 let file = try readCheckpoint(path)
                 progress = try Checkpoint.progress(file, path: path)
@@ -186,6 +189,22 @@ public final class Trainer {
             state.counters = comm.broadcast(state.counters, root: 0)
             adam.step = comm.broadcast([adam.step], root: 0)[0]
         }
+    }
+
+    /// `--resume auto`: `latest`'s target, else the newest complete step file (with a note), nil
+    /// when the run directory has no checkpoint; only damaged ones is an error, not a fresh start.
+    func findCheckpointToResume() throws -> String? {
+        let dir = CheckpointDirectory(runDirectory: runDirectory, keep: config.keep_checkpoints)
+        let found = dir.latestCheckpoint()
+        if let found, let target = dir.latestTarget(), (target as NSString).standardizingPath != (found as NSString).standardizingPath {
+            print("spade-dist: \(dir.latestPath) -> \((target as NSString).lastPathComponent) is missing or incomplete; " +
+                  "using the newest complete checkpoint")
+        }
+        if found == nil, let newest = dir.stepFiles().last {
+            throw CheckpointError(path: newest.path, "incomplete or damaged, and \(dir.directory) holds no complete " +
+                "checkpoint to resume (delete the directory to start afresh)")
+        }
+        return found
     }
 
     /// A fresh start (no `--resume`) in a run directory that already holds checkpoints would mix
