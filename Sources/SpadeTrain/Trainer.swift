@@ -320,7 +320,9 @@ public final class Trainer {
                 let elapsed = ProgressDisplay.monotonicSeconds() - stepStart
                 try rootDuties(losses: losses, batch: lastBatch, elapsed: elapsed, dataWait: dataWait, commWait: commWait,
                                imagesThisStep: globalBatch * dSteps)
-                if progress.step % max(config.checkpoint_every, 1) == 0 || progress.step == totalSteps || stopRequested {
+                // checkpoint_every 0: only at the end of the run (or on a stop request).
+                let due = config.checkpoint_every > 0 && progress.step % config.checkpoint_every == 0
+                if due || progress.step == totalSteps || stopRequested {
                     try saveCheckpoint()
                     lastCheckpointStep = progress.step
                 }
