@@ -239,7 +239,7 @@ public final class Trainer {
             throw CheckpointError(path: path, "no such checkpoint file")
         }
         do { return try SafeTensorsFile.read(path: path) } catch let e as SafeTensorsError {
-            throw CheckpointError(path: path, e.reason)
+            throw CheckpointError(path: path, "not a valid safetensors file: " + e.reason)
         }
     }
 

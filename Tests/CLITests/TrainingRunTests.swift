@@ -176,6 +176,36 @@ final class TrainingRunTests: XCTestCase {
         }
     }
 
+    // MARK: inspect and eval
+
+    func testInspectShowsFormatStepEpochWorldSizeConfigAndTensorCounts() throws {
+        let run = try defaultRun()
+        let r = try E2E.run(["inspect", run.latest])
+        E2E.assertSuccess(r, "inspect")
+        let out = r.stdout
+        for line in ["format:         spade-dist/1", "step:           20", "epoch:          0", "data_position:  0:40",
+                     "world_size:     1", "seed:           0", "tensors:        578 (",
+                     "netG: 234 tensors", "netD: 26 tensors", "optG: 289 tensors", "optD: 29 tensors",
+                     "config:", "    label_nc: 8", "    ngf: 16", "    steps: 20"] {
+            XCTAssert(out.contains(line), "inspect output lacks '\(line)':\n\(out)")
+        }
+        let listed = try E2E.run(["inspect", "--tensors", run.latest])
+        E2E.assertSuccess(listed, "inspect --tensors")
+        XCTAssert(listed.stdout.contains("    optG.step I64 []"), listed.stdout)
+        XCTAssert(listed.stdout.contains("    netG.fc.weight F32 [256, 8, 3, 3]"), listed.stdout)
+    }
+
+    /// `spade-dist eval` on the default model reports a pixel accuracy (no claim on its value here).
+    func testEvalReportsPixelAccuracy() throws {
+        let run = try defaultRun()
+        let r = try E2E.run(["eval", "--checkpoint", run.latest, "--count", "4"])
+        E2E.assertSuccess(r, "eval")
+        let line = try XCTUnwrap(r.stdout.split(separator: "\n").first { $0.hasPrefix("pixel accuracy ") }, r.stdout)
+        let value = try XCTUnwrap(Double(line.split(separator: " ")[2]), String(line))
+        XCTAssert((0...1).contains(value), String(line))
+        XCTAssert(line.hasSuffix("on 4 held-out synthetic scenes"), String(line))
+    }
+
     // MARK: determinism and resume
 
     /// 20 straight steps == 10 steps, then `--resume auto` to 20: the same losses and the same
