@@ -48,3 +48,11 @@ extension BLASThreads {
         // execv only returns on failure: carry on with the slow kernels.
     }
 }
+
+/// y = alpha * op(A) * x + beta * y, row-major A (m x n).
+@inline(__always)
+public func sgemv(trans: Bool = false, m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                  x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>) {
+    cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), alpha, a, Int32(lda),
+                x, 1, beta, y, 1)
+}

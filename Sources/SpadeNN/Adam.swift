@@ -33,16 +33,15 @@ public final class Adam {
         let stepSize = Float(-(lr / (1 - pow(beta1, t))))
         let bc2Sqrt = Float((1 - pow(beta2, t)).squareRoot())
         let w = Float(1 - beta1), b2 = Float(beta2), c2 = Float(1 - beta2), e = Float(eps)
+        // torch.lerp(m, g, w) = w < 0.5 ? m + w*(g-m) : g - (g-m)*(1-w); the branch is per call.
+        let (lerpBase, lerpScale) = w < 0.5 ? (Float(0), w) : (Float(1), 1 - w)
         for i in 0..<count {
             let gi = g[i], m = expAvg[i]
-            // torch.lerp: weight < 0.5 ? m + w*(g-m) : g - (g-m)*(1-w)
-            let mNew = w < 0.5 ? m + w * (gi - m) : gi - (gi - m) * (1 - w)
-            let vScaled = expAvgSq[i] * b2
-            let vNew = vScaled + (c2 * gi) * gi
+            let mNew = lerpBase == 0 ? m + lerpScale * (gi - m) : gi - (gi - m) * lerpScale
+            let vNew = expAvgSq[i] * b2 + (c2 * gi) * gi
             expAvg[i] = mNew
             expAvgSq[i] = vNew
-            let denom = vNew.squareRoot() / bc2Sqrt + e
-            p[i] = p[i] + (stepSize * mNew) / denom
+            p[i] = p[i] + (stepSize * mNew) / (vNew.squareRoot() / bc2Sqrt + e)
         }
     }
 }
