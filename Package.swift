@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "SpadeCore", dependencies: ["CBLAS"]),
         .target(name: "SpadeNN", dependencies: ["SpadeCore"]),
         .target(name: "SpadeDist", dependencies: ["CMPI"], exclude: ["README.md"]),
-        .target(name: "SpadeData", dependencies: ["CImageIO"], exclude: ["README.md"]),
+        .target(name: "SpadeData", dependencies: ["SpadeCore", "CImageIO"], exclude: ["README.md"]),
         .target(name: "SpadeTrain", dependencies: [
             "SpadeCore", "SpadeNN", "SpadeDist", "SpadeData", "SafeTensors",
             .product(name: "Yams", package: "Yams"),
@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "SpadeCoreTests", dependencies: ["SpadeCore", "SpadeTestSupport"]),
         .testTarget(name: "SpadeNNTests", dependencies: ["SpadeNN", "SpadeTestSupport"]),
         .testTarget(name: "SpadeDistTests", dependencies: ["SpadeDist", "SpadeTestSupport", "spade-dist-commcheck"]),
-        .testTarget(name: "SpadeDataTests", dependencies: ["SpadeData", "SpadeTestSupport"]),
+        .testTarget(name: "SpadeDataTests", dependencies: ["SpadeData", "SpadeCore", "SpadeTestSupport"]),
         .testTarget(name: "SpadeTrainTests", dependencies: ["SpadeTrain", "SpadeTestSupport"]),
         // End-to-end runs of the built spade-dist binary (directly and under mpirun).
         .testTarget(name: "CLITests", dependencies: ["SpadeTestSupport", "SafeTensors", "spade-dist"]),

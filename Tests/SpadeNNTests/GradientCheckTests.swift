@@ -56,7 +56,7 @@ final class GradientCheckTests: XCTestCase {
             let c = (y / 8 + x / 8 + b + Int(rng.next() % 2)) % nc
             sem[((b * nc + c) * h + y) * w + x] = 1
         } } }
-        let img = (0..<(batch * 3 * h * w)).map { _ in Float(rng.nextUniform() * 2 - 1) }
+        let img = (0..<(batch * 3 * h * w)).map { _ in Float(rng.unit() * 2 - 1) }
         let snapG = Snapshot(it.generator.state), snapD = Snapshot(it.discriminator.state)
 
         func losses() -> GANLosses {
