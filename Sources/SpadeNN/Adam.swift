@@ -33,15 +33,20 @@ public final class Adam {
         let stepSize = Float(-(lr / (1 - pow(beta1, t))))
         let bc2Sqrt = Float((1 - pow(beta2, t)).squareRoot())
         let w = Float(1 - beta1), b2 = Float(beta2), c2 = Float(1 - beta2), e = Float(eps)
-        // torch.lerp(m, g, w) = w < 0.5 ? m + w*(g-m) : g - (g-m)*(1-w); the branch is per call.
-        let (lerpBase, lerpScale) = w < 0.5 ? (Float(0), w) : (Float(1), 1 - w)
+        let m = expAvg, v = expAvgSq
+        // m = torch.lerp(m, g, w): w < 0.5 ? m + w*(g-m) : g - (g-m)*(1-w). Two loops so that
+        // each vectorizes; with beta1 = 0 (w = 1) the second is m = g exactly.
+        if w < 0.5 {
+            for i in 0..<count { m[i] = m[i] + w * (g[i] - m[i]) }
+        } else {
+            let r = 1 - w
+            for i in 0..<count { m[i] = g[i] - (g[i] - m[i]) * r }
+        }
         for i in 0..<count {
-            let gi = g[i], m = expAvg[i]
-            let mNew = lerpBase == 0 ? m + lerpScale * (gi - m) : gi - (gi - m) * lerpScale
-            let vNew = expAvgSq[i] * b2 + (c2 * gi) * gi
-            expAvg[i] = mNew
-            expAvgSq[i] = vNew
-            p[i] = p[i] + (stepSize * mNew) / (vNew.squareRoot() / bc2Sqrt + e)
+            let gi = g[i]
+            let vNew = v[i] * b2 + (c2 * gi) * gi
+            v[i] = vNew
+            p[i] = p[i] + (stepSize * m[i]) / (vNew.squareRoot() / bc2Sqrt + e)
         }
     }
 }
