@@ -23,10 +23,13 @@ let package = Package(
                 cSettings: [.unsafeFlags(["-I/usr/include/libpng16"])],
                 linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
 
+        .target(name: "CKernels",
+                cSettings: [.unsafeFlags(["-O3", "-fno-math-errno", "-ffp-contract=off"])]),
+
         // Pure Swift modules.
         .target(name: "SafeTensors"),
         .target(name: "SpadeCore", dependencies: ["CBLAS"]),
-        .target(name: "SpadeNN", dependencies: ["SpadeCore"]),
+        .target(name: "SpadeNN", dependencies: ["SpadeCore", "CKernels"]),
         .target(name: "SpadeDist", dependencies: ["CMPI"], exclude: ["README.md"]),
         .target(name: "SpadeData", dependencies: ["SpadeCore", "CImageIO"], exclude: ["README.md"]),
         .target(name: "SpadeTrain", dependencies: [

@@ -1,6 +1,8 @@
+import CKernels
 import Foundation
 
-/// Adam with PyTorch's (single-tensor, CPU) float32 arithmetic, element by element:
+/// Adam with PyTorch's (single-tensor, CPU) float32 arithmetic, element by element (the loop is
+/// the C kernel spade_adam_update, which vectorizes):
 ///   m = lerp(m, g, 1 - beta1);  v = v * beta2 + ((1 - beta2) * g) * g
 ///   p = p + (-lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 /// Hyper-parameters are Python floats (double) cast to float32 where torch casts them.
@@ -32,21 +34,7 @@ public final class Adam {
         let t = Double(step)
         let stepSize = Float(-(lr / (1 - pow(beta1, t))))
         let bc2Sqrt = Float((1 - pow(beta2, t)).squareRoot())
-        let w = Float(1 - beta1), b2 = Float(beta2), c2 = Float(1 - beta2), e = Float(eps)
-        let m = expAvg, v = expAvgSq
-        // m = torch.lerp(m, g, w): w < 0.5 ? m + w*(g-m) : g - (g-m)*(1-w). Two loops so that
-        // each vectorizes; with beta1 = 0 (w = 1) the second is m = g exactly.
-        if w < 0.5 {
-            for i in 0..<count { m[i] = m[i] + w * (g[i] - m[i]) }
-        } else {
-            let r = 1 - w
-            for i in 0..<count { m[i] = g[i] - (g[i] - m[i]) * r }
-        }
-        for i in 0..<count {
-            let gi = g[i]
-            let vNew = v[i] * b2 + (c2 * gi) * gi
-            v[i] = vNew
-            p[i] = p[i] + (stepSize * m[i]) / (vNew.squareRoot() / bc2Sqrt + e)
-        }
+        spade_adam_update(p, g, expAvg, expAvgSq, count, Float(1 - beta1), Float(beta2), Float(1 - beta2),
+                          stepSize, bc2Sqrt, Float(eps))
     }
 }
