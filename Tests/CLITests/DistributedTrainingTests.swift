@@ -25,22 +25,28 @@ final class DistributedTrainingTests: XCTestCase {
 
     /// 2 ranks x batch 2 under mpirun reproduce iteration_b4.safetensors (one process, batch 4),
     /// and both ranks end the step with bitwise identical state.
-    func testTwoRanksBatch2ReproduceBatch4Fixture() throws {
-        let dir = try CLI.tempDir("e2e-np2")
+    func testTwoRanksBatch2ReproduceBatch4Fixture() throws { try checkRanksReproduceBatch4(np: 2) }
+
+    /// The same with 4 ranks x batch 1 (oversubscribed): batch norm over 4 ranks of one sample each.
+    func testFourRanksBatch1ReproduceBatch4Fixture() throws { try checkRanksReproduceBatch4(np: 4) }
+
+    func checkRanksReproduceBatch4(np: Int) throws {
+        let dir = try CLI.tempDir("e2e-np\(np)")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        // drift_check_every 1: the trainer compares hashes of all parameters and buffers across
-        // ranks after the step and fails the run if they differ; the replica dump lets us compare
-        // every byte (including Adam's moments) ourselves.
-        let config = try writeConfig(Self.fixtureConfig(batchSize: 2) + "drift_check_every: 1\n", in: dir)
-        let r = try ProcessRunner.mpi(np: 2, try CLI.exe(), [
+        // Serial order: rank r takes elements [r*b, (r+1)*b) of the global batch 0000-0003, the
+        // fixture's batch. drift_check_every 1: the trainer compares hashes of all parameters and
+        // buffers across ranks after the step and fails the run if they differ; the replica dump
+        // lets us compare every byte (including Adam's moments) ourselves.
+        let config = try writeConfig(Self.fixtureConfig(batchSize: 4 / np) + "drift_check_every: 1\n", in: dir)
+        let r = try ProcessRunner.mpi(np: np, try CLI.exe(), [
             "train", "--config", config, "--init", Fixtures.directory + "/tiny_init.safetensors",
             "--steps", "1", "--run-dir", dir + "/run"],
             timeout: 120, environment: ["SPADE_DIST_REPLICA_DUMP": dir + "/replicas"])
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertFalse(r.timedOut)
-        XCTAssertTrue(r.output.contains("batch 2 per rank x 2 rank(s)"), r.output)
-        try checkAgainstIterationFixture("iteration_b4", runDir: dir + "/run", worldSize: 2)
-        try assertReplicasIdentical(dir + "/replicas", ranks: 2,
+        XCTAssertTrue(r.output.contains("batch \(4 / np) per rank x \(np) rank(s)"), r.output)
+        try checkAgainstIterationFixture("iteration_b4", runDir: dir + "/run", worldSize: np)
+        try assertReplicasIdentical(dir + "/replicas", ranks: np,
                                     checkpoint: dir + "/run/checkpoints/step_00000001.safetensors")
     }
 
@@ -61,20 +67,22 @@ final class DistributedTrainingTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let config = try writeConfig(Self.synthConfig, in: dir)
         let initPath = Fixtures.directory + "/tiny_init.safetensors"
+        /// np 0: the binary alone (no MPI); else under `mpirun -np np`.
         func train(np: Int, batch: Int, tag: String, extra: [String] = []) throws -> String {
             let runDir = "\(dir)/\(tag)"
             let args = ["train", "--config", config, "--set", "batchSize=\(batch)", "--init", initPath,
                         "--steps", "10", "--run-dir", runDir] + extra
             let r: ProcessResult
-            if np == 1 {
-                r = try CLI.run(args, timeout: 120)
+            if np == 0 {
+                r = try CLI.run(args, timeout: 120)  // no mpirun: one process without MPI
             } else {
-                r = try ProcessRunner.mpi(np: np, try CLI.exe(), args, timeout: 150,
-                                          environment: ["SPADE_DIST_REPLICA_DUMP": "\(dir)/\(tag)-replicas"])
+                // --bind-to none: with np <= 2 mpirun would bind each rank to one core.
+                r = try ProcessRunner.mpi(np: np, try CLI.exe(), args, mpiArgs: np == 1 ? ["--bind-to", "none"] : [],
+                                          timeout: 150, environment: ["SPADE_DIST_REPLICA_DUMP": "\(dir)/\(tag)-replicas"])
             }
             XCTAssertEqual(r.status, 0, "\(tag): \(r.output)")
             XCTAssertFalse(r.timedOut, tag)
-            if np > 1 {
+            if np >= 2 {
                 try assertReplicasIdentical("\(dir)/\(tag)-replicas", ranks: np,
                                             checkpoint: "\(runDir)/checkpoints/latest.safetensors")
             }
@@ -83,7 +91,7 @@ final class DistributedTrainingTests: XCTestCase {
         let one = try train(np: 1, batch: 4, tag: "np1")
         let two = try train(np: 2, batch: 2, tag: "np2")
         let four = try train(np: 4, batch: 1, tag: "np4")
-        let shuffled = try train(np: 1, batch: 4, tag: "np1-shuffled", extra: ["--set", "serial_batches=false"])
+        let shuffled = try train(np: 0, batch: 4, tag: "np1-shuffled", extra: ["--set", "serial_batches=false"])
 
         let initial = try Fixtures.load("tiny_init")
         let reference = try SafeTensorsFile.read(path: one + "/checkpoints/latest.safetensors")
