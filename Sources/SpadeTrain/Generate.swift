@@ -13,7 +13,7 @@ public enum Generation {
         throws -> (TrainConfig, SPADEGenerator) {
         let file: SafeTensorsFile
         do { file = try SafeTensorsFile.read(path: path) } catch let e as SafeTensorsError {
-            throw CheckpointError(path: path, e.reason)
+            throw CheckpointError(path: path, "not a valid safetensors file: " + e.reason)
         }
         var config: TrainConfig
         if let configPath {
@@ -88,13 +88,17 @@ public enum Generation {
                            configPath: String?, overrides: [String], comm: Communicator) throws -> Int {
         let (config, generator) = try loadGenerator(checkpoint: checkpoint, configPath: configPath, overrides: overrides)
         let names = try labelFiles(labelsDir)
+        let mine = names.enumerated().filter { $0.offset % comm.size == comm.rank }.map(\.element)
+        let inputs = mine.map { name in ("\(labelsDir)/\(name)", instancesDir.map { "\($0)/\(name)" }) }
+        // Every input is checked before the first image is written: a bad label map is an
+        // error naming it, not a half-done output folder.
+        for (label, inst) in inputs { _ = try semantics(labelPath: label, instancePath: inst, config: config) }
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         let h = config.imageHeight, w = config.imageWidth
         var written = 0
-        for (i, name) in names.enumerated() where i % comm.size == comm.rank {
+        for (name, (label, inst)) in zip(mine, inputs) {
             let stem = (name as NSString).deletingPathExtension
-            let inst = instancesDir.map { "\($0)/\(name)" }
-            let (sem, _) = try semantics(labelPath: "\(labelsDir)/\(name)", instancePath: inst, config: config)
+            let (sem, _) = try semantics(labelPath: label, instancePath: inst, config: config)
             let ctx = Context()
             let seg = ctx.arena.tensor(1, config.semanticChannels, h, w)
             seg.copy(from: sem)
@@ -133,13 +137,16 @@ public enum Inspection {
     public static func describe(path: String, listTensors: Bool) throws -> String {
         let file: SafeTensorsFile
         do { file = try SafeTensorsFile.read(path: path) } catch let e as SafeTensorsError {
-            throw CheckpointError(path: path, e.reason)
+            throw CheckpointError(path: path, "not a valid safetensors file: " + e.reason)
         }
         var out = "\(path)\n"
         let m = file.metadata
-        out += "  format:      \(m["format"] ?? "(none: not a spade-dist checkpoint)")\n"
+        func row(_ key: String, _ value: String) -> String {
+            "  \(key):" + String(repeating: " ", count: max(1, 15 - key.count)) + value + "\n"
+        }
+        out += row("format", m["format"] ?? "(none: not a spade-dist checkpoint)")
         for key in ["step", "epoch", "data_position", "world_size", "seed", "skipped_steps"] where m[key] != nil {
-            out += "  \(key):\(String(repeating: " ", count: max(1, 12 - key.count)))\(m[key]!)\n"
+            out += row(key, m[key]!)
         }
         var groups: [String: (count: Int, elements: Int)] = [:]
         var bytes = 0
@@ -150,7 +157,7 @@ public enum Inspection {
             groups[g, default: (0, 0)].elements += t.count
             bytes += t.bytes.count
         }
-        out += "  tensors:     \(file.tensors.count) (\(String(format: "%.1f", Double(bytes) / 1_048_576)) MiB)\n"
+        out += "  tensors:        \(file.tensors.count) (\(String(format: "%.1f", Double(bytes) / 1_048_576)) MiB)\n"
         for g in groups.keys.sorted() {
             out += "    \(g): \(groups[g]!.count) tensors, \(groups[g]!.elements) values\n"
         }

@@ -34,7 +34,7 @@ public final class ProgressDisplay {
     ///   - output: where text goes (default: stdout, unbuffered).
     ///   - clock: seconds, monotonic (default: `ProgressDisplay.monotonicSeconds`).
     public init(totalSteps: Int, startStep: Int, imagesPerStep: Int, rank: Int = 0,
-                isTTY: Bool = isatty(STDOUT_FILENO) != 0, everySteps: Int = 0, everySeconds: Double = 20,
+                isTTY: Bool = ProgressDisplay.stdoutIsTerminal(), everySteps: Int = 0, everySeconds: Double = 20,
                 output: @escaping (String) -> Void = ProgressDisplay.writeStdout,
                 clock: @escaping () -> Double = ProgressDisplay.monotonicSeconds) {
         self.totalSteps = totalSteps
@@ -141,6 +141,26 @@ public final class ProgressDisplay {
             if n <= 0 { return }
             done += n
         }
+    }
+
+    /// Whether progress should be refreshed in place: stdout is a terminal, and under mpirun
+    /// (Open MPI hands each rank a pseudo-terminal even when mpirun's own output goes to a file
+    /// or a Slurm log) mpirun's stdout is a terminal too. `SPADE_DIST_PROGRESS=tty|plain` overrides.
+    public static func stdoutIsTerminal(environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        switch environment["SPADE_DIST_PROGRESS"] {
+        case "tty": return true
+        case "plain": return false
+        default: break
+        }
+        guard isatty(STDOUT_FILENO) != 0 else { return false }
+        #if os(Linux)
+        if environment["OMPI_COMM_WORLD_SIZE"] != nil || environment["PMIX_RANK"] != nil,
+           let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(getppid())/fd/1") {
+            // The parent is mpirun (or orted on other nodes): where does its output go?
+            return target.hasPrefix("/dev/pts/") || target.hasPrefix("/dev/tty")
+        }
+        #endif
+        return true
     }
 
     /// CLOCK_MONOTONIC in seconds.

@@ -18,7 +18,8 @@ public final class TensorBoardWriter {
         var host = [CChar](repeating: 0, count: 256)
         let hostname = gethostname(&host, host.count) == 0
             ? String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "localhost"
-        path = "\(directory)/events.out.tfevents.\(Int(wallTime)).\(hostname)"
+        // The pid keeps a run resumed within the same second from appending to its predecessor's file.
+        path = "\(directory)/events.out.tfevents.\(Int(wallTime)).\(hostname).\(getpid())"
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileError.posix(path, "creating the TensorBoard event file") }
         var event = Protobuf()
@@ -62,6 +63,19 @@ public final class TensorBoardWriter {
         var summary = Protobuf()
         summary.message(1, v)
         try writeEvent(summary: summary, step: step, wallTime: wallTime)
+    }
+
+    /// Marks a (re)start at `step`: TensorBoard discards events of earlier files with a step >= `step`
+    /// (`SessionLog` START, what PyTorch's `SummaryWriter(purge_step:)` writes), so a resumed run's
+    /// curves do not show what the interrupted run logged after its last checkpoint twice.
+    public func addSessionStart(step: Int, wallTime: Double = Date().timeIntervalSince1970) throws {
+        var sessionLog = Protobuf()
+        sessionLog.varint(1, 1)   // status: START
+        var event = Protobuf()
+        event.double(1, wallTime)
+        event.varint(2, UInt64(bitPattern: Int64(step)))
+        event.message(7, sessionLog)   // Event.session_log
+        try writeRecord(event.bytes)
     }
 
     /// Makes the events written so far durable.

@@ -33,6 +33,12 @@ struct CollectiveUserError: ExitCodeError {
     var sameOnAllRanks: Bool { true }
 }
 
+/// The run directory cannot be used as asked (rank 0 only; exit code 2).
+struct RunDirectoryError: ExitCodeError {
+    var description: String
+    var exitCode: Int32 { 2 }
+}
+
 /// The training program: one replica of G and D per rank, the canonical
 /// iteration, gradient averaging, and rank 0's checkpoints, samples and logs.
 public final class Trainer {
@@ -60,8 +66,12 @@ public final class Trainer {
 
     /// Runs `spade-dist train` on this rank; errors end the whole job (runGuarded).
     public static func run(_ options: TrainOptions, communicator comm: Communicator) throws {
+        // Before anything slow: a SIGTERM during start-up stops after the first step, with a checkpoint.
+        StopSignal.install()
         var config = try TrainConfig.load(path: options.configPath, overrides: options.overrides)
         if let dir = options.runDir { config.run_dir = dir }
+        // The effective config records the run's length (config.yaml, checkpoints).
+        if let steps = options.steps, steps > 0 { config.steps = steps }
         let layout = rankLayout(comm, blasThreadsOverride: config.blas_threads > 0 ? config.blas_threads : nil)
         BLASThreads.set(layout.blasThreads)
         try checkConsistency(comm, fingerprint: config.yaml(), what: "effective config")
@@ -74,6 +84,9 @@ public final class Trainer {
             if trainer.isRoot { print("spade-dist: config and data are valid (--steps 0)") }
             return
         }
+        // `print` is buffered when stdout is not a terminal while the progress display writes
+        // straight to the file descriptor: flush so the start-up lines come first.
+        fflush(nil)
         try trainer.train()
     }
 
@@ -129,18 +142,21 @@ public final class Trainer {
         let seed = UInt64(truncatingIfNeeded: config.seed)
         it.generator.state.initializeNVlabs(seed: seed &* 2 &+ 1)
         it.discriminator.state.initializeNVlabs(seed: seed &* 2 &+ 2)
-        var resumeFrom: String? = nil
-        if let r = options.resume {
-            resumeFrom = r == "auto" ? CheckpointDirectory(runDirectory: runDirectory, keep: config.keep_checkpoints).latestCheckpoint() : r
-        }
         var header = [Int64](repeating: 0, count: 4)   // step, epoch, data index, skipped
         if isRoot {
+            var resumeFrom: String? = nil
+            if options.resume == "auto" {
+                resumeFrom = try findCheckpointToResume()
+            } else if let path = options.resume {
+                resumeFrom = path
+            } else if options.steps != 0 {
+                try refuseToOverwriteEarlierRun()
+            }
             if let path = resumeFrom {
                 let file = try readCheckpoint(path)
-                let loaded = try Checkpoint.load(file, path: path, into: it, requireAll: true)
                 progress = try Checkpoint.progress(file, path: path)
-                print("spade-dist: resuming from \(path) at step \(progress.step)")
-                _ = loaded
+                _ = try Checkpoint.load(file, path: path, into: it, requireAll: true)
+                print("spade-dist: resuming from \(path) at step \(progress.step)" + resumeNotes(file))
             } else if let path = options.initPath {
                 let file = try readCheckpoint(path)
                 let loaded = try Checkpoint.load(file, path: path, into: it)
@@ -175,12 +191,55 @@ public final class Trainer {
         }
     }
 
+    /// `--resume auto`: `latest`'s target, else the newest complete step file (with a note), nil
+    /// when the run directory has no checkpoint; only damaged ones is an error, not a fresh start.
+    func findCheckpointToResume() throws -> String? {
+        let dir = CheckpointDirectory(runDirectory: runDirectory, keep: config.keep_checkpoints)
+        let found = dir.latestCheckpoint()
+        if let found, let target = dir.latestTarget(), (target as NSString).standardizingPath != (found as NSString).standardizingPath {
+            print("spade-dist: \(dir.latestPath) -> \((target as NSString).lastPathComponent) is missing or incomplete; " +
+                  "using the newest complete checkpoint")
+        }
+        if found == nil, let newest = dir.stepFiles().last {
+            throw CheckpointError(path: newest.path, "incomplete or damaged, and \(dir.directory) holds no complete " +
+                "checkpoint to resume (delete the directory to start afresh)")
+        }
+        return found
+    }
+
+    /// A fresh start (no `--resume`) in a run directory that already holds checkpoints would mix
+    /// two runs (rotation, `latest`, metrics.jsonl, samples): refuse, like an existing output dir.
+    func refuseToOverwriteEarlierRun() throws {
+        let dir = CheckpointDirectory(runDirectory: runDirectory, keep: config.keep_checkpoints)
+        guard let newest = dir.stepFiles().last else { return }
+        throw RunDirectoryError(description: "\(dir.directory) already holds checkpoints of an earlier run (newest " +
+            "\((newest.path as NSString).lastPathComponent)): continue it with --resume auto, or start a new run " +
+            "with another --run-dir (or delete that directory)")
+    }
+
+    /// "; world size 2 -> 1; config differs from the checkpoint's: lr 0.0002 -> 0.0001" (or "").
+    func resumeNotes(_ file: SafeTensorsFile) -> String {
+        var notes: [String] = []
+        if let ws = file.metadata["world_size"].flatMap(Int.init), ws != comm.size {
+            notes.append("world size \(ws) -> \(comm.size) (the data position is in global samples, so the sample order continues)")
+        }
+        if let yaml = file.metadata["config"], let old = try? TrainConfig.parse(yaml: yaml) {
+            let ignored: Set<String> = ["steps", "run_dir"]
+            let changed = TrainConfig.keys.filter { !ignored.contains($0.name) }.compactMap { spec -> String? in
+                let a = old.value(of: spec.name), b = config.value(of: spec.name)
+                return a == b ? nil : "\(spec.name) \(a.map { "\($0)" } ?? "?") -> \(b.map { "\($0)" } ?? "?")"
+            }
+            if !changed.isEmpty { notes.append("config differs from the checkpoint's: " + changed.joined(separator: ", ")) }
+        }
+        return notes.isEmpty ? "" : "; " + notes.joined(separator: "; ")
+    }
+
     func readCheckpoint(_ path: String) throws -> SafeTensorsFile {
         guard FileManager.default.fileExists(atPath: path) else {
             throw CheckpointError(path: path, "no such checkpoint file")
         }
         do { return try SafeTensorsFile.read(path: path) } catch let e as SafeTensorsError {
-            throw CheckpointError(path: path, e.reason)
+            throw CheckpointError(path: path, "not a valid safetensors file: " + e.reason)
         }
     }
 
@@ -261,7 +320,9 @@ public final class Trainer {
                 let elapsed = ProgressDisplay.monotonicSeconds() - stepStart
                 try rootDuties(losses: losses, batch: lastBatch, elapsed: elapsed, dataWait: dataWait, commWait: commWait,
                                imagesThisStep: globalBatch * dSteps)
-                if progress.step % max(config.checkpoint_every, 1) == 0 || progress.step == totalSteps || stopRequested {
+                // checkpoint_every 0: only at the end of the run (or on a stop request).
+                let due = config.checkpoint_every > 0 && progress.step % config.checkpoint_every == 0
+                if due || progress.step == totalSteps || stopRequested {
                     try saveCheckpoint()
                     lastCheckpointStep = progress.step
                 }
@@ -308,6 +369,14 @@ public final class Trainer {
         metrics = try MetricsLog(path: runDirectory + "/metrics.jsonl", keepingUpToStep: progress.step)
         tensorboard = try TensorBoardWriter(directory: runDirectory)
         page = SamplesPage(runDirectory: runDirectory, title: "spade-dist: \(config.name)")
+        if progress.step > 0 {
+            // Resumed: what an interrupted run logged after its checkpoint is redone. TensorBoard
+            // drops older events at steps >= this one (as PyTorch's SummaryWriter(purge_step:)).
+            try tensorboard?.addSessionStart(step: progress.step + 1)
+            for step in page!.sampleSteps() where step > progress.step {
+                try? FileManager.default.removeItem(atPath: page!.samplePath(step: step))
+            }
+        }
         display = ProgressDisplay(totalSteps: totalSteps, startStep: progress.step,
                                   imagesPerStep: batchSize * comm.size * max(config.d_steps_per_g, 1))
     }

@@ -24,6 +24,11 @@ struct SpadeDistCommand: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch {
+            // ArgumentParser uses EX_USAGE (64) for usage errors; DESIGN §3 says 2.
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
             exit(withError: error)
         }
     }
@@ -56,6 +61,18 @@ func runOnAllRanks(_ body: (Communicator) throws -> Void) throws {
     do { comm = try makeWorldCommunicator() } catch {
         FileHandle.standardError.write(Data("spade-dist: \(error)\n".utf8))
         throw ExitCode(1)
+    }
+    if comm.size == 1 {
+        // One process: the error is reported as by every other subcommand ("spade-dist: ..."),
+        // without the "rank 0" of multi-rank jobs.
+        do { try body(comm) } catch {
+            fflush(nil)
+            FileHandle.standardError.write(Data("spade-dist: \(error)\n".utf8))
+            comm.finalize()
+            throw ExitCode(exitCode(for: error))
+        }
+        comm.finalize()
+        return
     }
     runGuarded(comm) {
         do { try body(comm) } catch let e as ExitCodeError { throw e } catch {
