@@ -53,7 +53,7 @@ install_packages() {
         if [[ -t 0 ]]; then sudo=(sudo); else sudo=(sudo -n); fi
     fi
     local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
-    say "+ ${apt[*]} update"
+    say "+ ${apt[*]} update -q"
     "${apt[@]}" update -q || die "apt-get update failed"
     # Ubuntu names libjpeg-turbo's development package libjpeg-turbo8-dev (libjpeg-dev
     # depends on the right one everywhere); use it when Debian's name is unknown.
@@ -64,7 +64,7 @@ install_packages() {
             missing[i]=libjpeg-dev
         fi
     done
-    say "+ ${apt[*]} install -y --no-install-recommends ${missing[*]}"
+    say "+ ${apt[*]} install -y -q --no-install-recommends ${missing[*]}"
     "${apt[@]}" install -y -q --no-install-recommends "${missing[@]}" || die "apt-get install failed"
 }
 
