@@ -7,14 +7,13 @@ import SpadeCore
 /// back, and uses W / sigma with sigma = u . (W v). Eval uses the stored u, v.
 /// Gradients flow through sigma with u, v held constant.
 public enum SpectralNorm {
-    /// Writes W / sigma into `normalized`; returns sigma. The matrix-vector products
-    /// run through BLAS in float32 (as torch.mv); norms and sigma accumulate in double.
+    /// Runs the power iteration (training) and returns sigma; the convolution then uses
+    /// W with weight scale 1 / sigma. The matrix-vector products run through BLAS in float32
+    /// (as torch.mv); norms and sigma accumulate in double. `scratch` holds `rows` floats.
     public static func forward(weightOrig w: UnsafePointer<Float>, rows: Int, cols: Int,
                                u: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
-                               powerIteration: Bool, normalized: UnsafeMutablePointer<Float>) -> Float {
+                               powerIteration: Bool, scratch wv: UnsafeMutablePointer<Float>) -> Float {
         let eps = Double(TorchConstants.spectralNormEps)
-        // W v goes into `normalized`'s first `rows` floats until W / sigma overwrites it.
-        let wv = normalized
         if powerIteration {
             // v = normalize(W^T u)
             sgemv(trans: true, m: rows, n: cols, a: w, lda: cols, x: u, beta: 0, y: v)
@@ -25,12 +24,16 @@ public enum SpectralNorm {
             let un = max(squaredNorm(wv, rows).squareRoot(), eps)
             for r in 0..<rows { u[r] = Float(Double(wv[r]) / un) }
         }
+        // sigma = u . (W v)
         sgemv(m: rows, n: cols, a: w, lda: cols, x: v, beta: 0, y: wv)
         var sigmaD = 0.0
         for r in 0..<rows { sigmaD += Double(u[r]) * Double(wv[r]) }
-        let sigma = Float(sigmaD)
-        for i in 0..<(rows * cols) { normalized[i] = w[i] / sigma }
-        return sigma
+        return Float(sigmaD)
+    }
+
+    /// W / sigma (what torch's spectral_norm hands to the convolution), for tests.
+    public static func normalized(weightOrig w: UnsafePointer<Float>, count: Int, sigma: Float) -> [Float] {
+        (0..<count).map { w[$0] / sigma }
     }
 
     private static func squaredNorm(_ x: UnsafePointer<Float>, _ n: Int) -> Double {

@@ -41,11 +41,11 @@ final class GradientCheckTests: XCTestCase {
             for p in s.params where p.name.hasSuffix("weight_orig") {
                 let base = String(p.name.dropLast("orig".count))
                 let u = s.floatTensor(named: base + "u")!.pointer, v = s.floatTensor(named: base + "v")!.pointer
-                var scratch = [Float](repeating: 0, count: p.count)
+                var scratch = [Float](repeating: 0, count: p.shape[0])
                 for _ in 0..<200 {
                     _ = SpectralNorm.forward(weightOrig: s.values + p.offset,
                                              rows: p.shape[0], cols: p.count / p.shape[0], u: u, v: v,
-                                             powerIteration: true, normalized: &scratch)
+                                             powerIteration: true, scratch: &scratch)
                 }
             }
         }
