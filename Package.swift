@@ -23,12 +23,15 @@ let package = Package(
                 cSettings: [.unsafeFlags(["-I/usr/include/libpng16"])],
                 linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
 
+        .target(name: "CKernels",
+                cSettings: [.unsafeFlags(["-O3", "-fno-math-errno", "-ffp-contract=off"])]),
+
         // Pure Swift modules.
         .target(name: "SafeTensors"),
         .target(name: "SpadeCore", dependencies: ["CBLAS"]),
-        .target(name: "SpadeNN", dependencies: ["SpadeCore"]),
+        .target(name: "SpadeNN", dependencies: ["SpadeCore", "CKernels"]),
         .target(name: "SpadeDist", dependencies: ["CMPI"], exclude: ["README.md"]),
-        .target(name: "SpadeData", dependencies: ["CImageIO"], exclude: ["README.md"]),
+        .target(name: "SpadeData", dependencies: ["SpadeCore", "CImageIO"], exclude: ["README.md"]),
         .target(name: "SpadeTrain", dependencies: [
             "SpadeCore", "SpadeNN", "SpadeDist", "SpadeData", "SafeTensors",
             .product(name: "Yams", package: "Yams"),
@@ -46,7 +49,7 @@ let package = Package(
         .testTarget(name: "SpadeCoreTests", dependencies: ["SpadeCore", "SpadeTestSupport"]),
         .testTarget(name: "SpadeNNTests", dependencies: ["SpadeNN", "SpadeTestSupport"]),
         .testTarget(name: "SpadeDistTests", dependencies: ["SpadeDist", "SpadeTestSupport", "spade-dist-commcheck"]),
-        .testTarget(name: "SpadeDataTests", dependencies: ["SpadeData", "SpadeTestSupport"]),
+        .testTarget(name: "SpadeDataTests", dependencies: ["SpadeData", "SpadeCore", "SpadeTestSupport"]),
         .testTarget(name: "SpadeTrainTests", dependencies: ["SpadeTrain", "SpadeTestSupport"]),
         // End-to-end runs of the built spade-dist binary (directly and under mpirun).
         .testTarget(name: "CLITests", dependencies: ["SpadeTestSupport", "SafeTensors", "SpadeData", "spade-dist"]),

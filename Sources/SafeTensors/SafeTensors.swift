@@ -180,11 +180,11 @@ public struct SafeTensorsFile: Sendable {
         for name in names {
             let t = tensors[name]!
             let shape = t.shape.map(String.init).joined(separator: ",")
-            entries.append("\(jsonString(name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + t.bytes.count)]}")
+            entries.append("\(jsonStringLiteral(name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + t.bytes.count)]}")
             offset += t.bytes.count
         }
         if !metadata.isEmpty {
-            let meta = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
+            let meta = metadata.keys.sorted().map { "\(jsonStringLiteral($0)):\(jsonStringLiteral(metadata[$0]!))" }
             entries.insert("\"__metadata__\":{\(meta.joined(separator: ","))}", at: 0)
         }
         var header = Array("{\(entries.joined(separator: ","))}".utf8)
@@ -199,8 +199,9 @@ public struct SafeTensorsFile: Sendable {
     }
 }
 
-/// JSON string literal with the escapes JSON requires.
-func jsonString(_ s: String) -> String {
+/// A double-quoted string literal with JSON's escapes (control characters and DEL as
+/// \uXXXX); also a valid YAML double-quoted scalar, so the config writer uses it too.
+public func jsonStringLiteral(_ s: String) -> String {
     var r = "\""
     for u in s.unicodeScalars {
         switch u {
@@ -210,7 +211,7 @@ func jsonString(_ s: String) -> String {
         case "\r": r += "\\r"
         case "\t": r += "\\t"
         default:
-            if u.value < 0x20 { r += String(format: "\\u%04x", u.value) } else { r.unicodeScalars.append(u) }
+            if u.value < 0x20 || u.value == 0x7f { r += String(format: "\\u%04x", u.value) } else { r.unicodeScalars.append(u) }
         }
     }
     return r + "\""

@@ -41,6 +41,12 @@ public final class Arena {
         return p
     }
 
+    /// Uninitialised doubles (per-channel statistics), valid until the next `reset()`.
+    public func doubles(_ count: Int) -> UnsafeMutableBufferPointer<Double> {
+        let raw = UnsafeMutableRawPointer(floats(2 * count))
+        return UnsafeMutableBufferPointer(start: raw.bindMemory(to: Double.self, capacity: count), count: count)
+    }
+
     /// Zero-filled floats (gradient buffers are accumulated into with `+=`).
     public func zeros(_ count: Int) -> UnsafeMutablePointer<Float> {
         let p = floats(count)

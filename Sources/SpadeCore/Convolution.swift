@@ -16,15 +16,17 @@ func groupSize(_ g: ConvGeometry, samples: Int, budget: Int) -> Int {
 @inline(__always)
 func isPointwise(_ g: ConvGeometry) -> Bool { g.kernel == 1 && g.stride == 1 && g.pad == 0 }
 
-/// y = conv(x, weight) + bias.  x (N, Cin, H, W), weight (Cout, Cin, k, k), y (N, Cout, outH, outW).
-public func convForward(x: Tensor, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+/// y = conv(x, weightScale * weight) + bias.  x (N, Cin, H, W), weight (Cout, Cin, k, k),
+/// y (N, Cout, outH, outW). The scale rides on the GEMM's alpha (spectral norm's 1/sigma),
+/// so a scaled copy of the weight is never materialised.
+public func convForward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Float = 1, bias: UnsafePointer<Float>?,
                         cout: Int, geometry g: ConvGeometry, y: Tensor, workspace: Workspace) {
     precondition(x.c == g.cin && x.h == g.h && x.w == g.w && y.n == x.n && y.c == cout
                  && y.h == g.outH && y.w == g.outW, "conv shapes")
     let p = g.outH * g.outW, k = g.colRows
     if isPointwise(g) {
         for n in 0..<x.n {
-            sgemm(m: cout, n: p, k: k, a: weight, lda: k, b: x.sample(n), ldb: p, beta: 0, c: y.sample(n), ldc: p)
+            sgemm(m: cout, n: p, k: k, alpha: weightScale, a: weight, lda: k, b: x.sample(n), ldb: p, beta: 0, c: y.sample(n), ldc: p)
         }
         addBias(y, bias)
         return
@@ -36,10 +38,10 @@ public func convForward(x: Tensor, weight: UnsafePointer<Float>, bias: UnsafePoi
         let gs = min(group, x.n - n0)
         im2col(x.sample(n0), samples: gs, g, col: col)
         if gs == 1 {
-            sgemm(m: cout, n: p, k: k, a: weight, lda: k, b: col, ldb: p, beta: 0, c: y.sample(n0), ldc: p)
+            sgemm(m: cout, n: p, k: k, alpha: weightScale, a: weight, lda: k, b: col, ldb: p, beta: 0, c: y.sample(n0), ldc: p)
         } else {
             let staged = workspace.buffer(1, count: cout * gs * p)
-            sgemm(m: cout, n: gs * p, k: k, a: weight, lda: k, b: col, ldb: gs * p, beta: 0, c: staged, ldc: gs * p)
+            sgemm(m: cout, n: gs * p, k: k, alpha: weightScale, a: weight, lda: k, b: col, ldb: gs * p, beta: 0, c: staged, ldc: gs * p)
             // staged (Cout, gs, P) -> y (gs, Cout, P)
             for s in 0..<gs {
                 for o in 0..<cout {
@@ -53,9 +55,10 @@ public func convForward(x: Tensor, weight: UnsafePointer<Float>, bias: UnsafePoi
 }
 
 /// Backward of `convForward`. Accumulates (`+=`) into whichever of dweight,
-/// dbias, dx is given; nil means "not needed" and skips that work.
+/// dbias, dx is given; nil means "not needed" and skips that work. dweight is the
+/// gradient w.r.t. the scaled weight (weightScale * weight).
 /// dy may cover only the first dy.n samples of x (the rest get no gradient).
-public func convBackward(x: Tensor, weight: UnsafePointer<Float>, cout: Int, geometry g: ConvGeometry,
+public func convBackward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Float = 1, cout: Int, geometry g: ConvGeometry,
                          dy: Tensor, dweight: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?,
                          dx: Tensor?, workspace: Workspace) {
     precondition(dy.c == cout && dy.h == g.outH && dy.w == g.outW && dy.n <= x.n, "conv backward shapes")
@@ -80,7 +83,7 @@ public func convBackward(x: Tensor, weight: UnsafePointer<Float>, cout: Int, geo
                       beta: 1, c: dweight, ldc: k)
             }
             if let dx {
-                sgemm(transA: true, m: k, n: p, k: cout, a: weight, lda: k, b: dy.sample(n), ldb: p,
+                sgemm(transA: true, m: k, n: p, k: cout, alpha: weightScale, a: weight, lda: k, b: dy.sample(n), ldb: p,
                       beta: 1, c: dx.sample(n), ldc: p)
             }
         }
@@ -112,7 +115,7 @@ public func convBackward(x: Tensor, weight: UnsafePointer<Float>, cout: Int, geo
         }
         if let dx {
             // term 2: dcol[K, cols] = W^T * dY, folded back by col2im (reuses the col buffer)
-            sgemm(transA: true, m: k, n: cols, k: cout, a: weight, lda: k, b: dyGroup, ldb: cols,
+            sgemm(transA: true, m: k, n: cols, k: cout, alpha: weightScale, a: weight, lda: k, b: dyGroup, ldb: cols,
                   beta: 0, c: col, ldc: cols)
             col2imAdd(col, samples: gs, g, dx: dx.sample(n0))
         }

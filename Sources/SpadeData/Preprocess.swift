@@ -1,4 +1,5 @@
 import Foundation
+import SpadeCore
 
 // NVlabs preprocess modes (data/base_dataset.py get_params / get_transform):
 // resize / scale, then crop, then flip. Labels and instance maps are resized

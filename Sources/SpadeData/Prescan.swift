@@ -1,4 +1,5 @@
 import Foundation
+import SpadeCore
 
 /// Checks a whole dataset before training: the options, the listing
 /// (directories exist and are non-empty, every label has its image and

@@ -1,4 +1,5 @@
 import Foundation
+import SpadeCore
 
 /// Procedural landscape scenes: a label map (sky on top, ground below, water
 /// with beaches, a road in perspective, buildings on the horizon, trees) and

@@ -1,6 +1,8 @@
+import CKernels
 import Foundation
 
-/// Adam with PyTorch's (single-tensor, CPU) float32 arithmetic, element by element:
+/// Adam with PyTorch's (single-tensor, CPU) float32 arithmetic, element by element (the loop is
+/// the C kernel spade_adam_update, which vectorizes):
 ///   m = lerp(m, g, 1 - beta1);  v = v * beta2 + ((1 - beta2) * g) * g
 ///   p = p + (-lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 /// Hyper-parameters are Python floats (double) cast to float32 where torch casts them.
@@ -32,17 +34,7 @@ public final class Adam {
         let t = Double(step)
         let stepSize = Float(-(lr / (1 - pow(beta1, t))))
         let bc2Sqrt = Float((1 - pow(beta2, t)).squareRoot())
-        let w = Float(1 - beta1), b2 = Float(beta2), c2 = Float(1 - beta2), e = Float(eps)
-        for i in 0..<count {
-            let gi = g[i], m = expAvg[i]
-            // torch.lerp: weight < 0.5 ? m + w*(g-m) : g - (g-m)*(1-w)
-            let mNew = w < 0.5 ? m + w * (gi - m) : gi - (gi - m) * (1 - w)
-            let vScaled = expAvgSq[i] * b2
-            let vNew = vScaled + (c2 * gi) * gi
-            expAvg[i] = mNew
-            expAvgSq[i] = vNew
-            let denom = vNew.squareRoot() / bc2Sqrt + e
-            p[i] = p[i] + (stepSize * mNew) / denom
-        }
+        spade_adam_update(p, g, expAvg, expAvgSq, count, Float(1 - beta1), Float(beta2), Float(1 - beta2),
+                          stepSize, bc2Sqrt, Float(eps))
     }
 }

@@ -38,9 +38,7 @@ public final class BatchNorm {
         let rm = state.buffer(runningMean), rv = state.buffer(runningVar)
         if mode == .train {
             // stats = [count, sum_0..C-1, q_0..C-1]
-            let stats = UnsafeMutableBufferPointer(start: UnsafeMutablePointer<Double>.allocate(capacity: 1 + 2 * channels),
-                                                   count: 1 + 2 * channels)
-            defer { stats.baseAddress!.deallocate() }
+            let stats = ctx.arena.doubles(1 + 2 * channels)
             let n = Double(x.n * p)
             stats[0] = n
             for c in 0..<channels {
@@ -101,9 +99,7 @@ public final class BatchNorm {
             return
         }
         // sums = [sum dy (C), sum dy*xhat (C)]
-        let sums = UnsafeMutableBufferPointer(start: UnsafeMutablePointer<Double>.allocate(capacity: 2 * channels),
-                                              count: 2 * channels)
-        defer { sums.baseAddress!.deallocate() }
+        let sums = ctx.arena.doubles(2 * channels)
         for c in 0..<channels {
             var s = 0.0, sx = 0.0
             for i in 0..<dy.n {

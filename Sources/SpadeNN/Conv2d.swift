@@ -22,7 +22,6 @@ public final class Conv2d {
 
     // Saved by forward for backward.
     public private(set) var input: Tensor?
-    private var effectiveWeight: UnsafeMutablePointer<Float>?
     private var sigma: Float = 1
 
     public init(_ state: ModelState, _ prefix: String, cin: Int, cout: Int, kernel: Int,
@@ -61,32 +60,30 @@ public final class Conv2d {
 
     public func forward(_ x: Tensor, mode: Mode, _ ctx: Context) -> Tensor {
         let g = geometry(h: x.h, w: x.w)
-        var w = UnsafeMutablePointer(mutating: state.value(weight))
         if spectral {
-            let normalized = ctx.arena.floats(weightCount)
-            sigma = SpectralNorm.forward(weightOrig: w, rows: cout, cols: cin * kernel * kernel,
-                                         u: state.buffer(u!), v: state.buffer(v!),
-                                         powerIteration: mode == .train, normalized: normalized)
-            w = normalized
+            sigma = SpectralNorm.forward(weightOrig: state.value(weight), rows: cout, cols: cin * kernel * kernel,
+                                         u: state.buffer(u!), v: state.buffer(v!), powerIteration: mode == .train,
+                                         scratch: ctx.arena.floats(cout))
         }
-        effectiveWeight = w
         input = x
         let y = ctx.arena.tensor(x.n, cout, g.outH, g.outW)
-        convForward(x: x, weight: w, bias: bias.map { UnsafePointer(state.value($0)) }, cout: cout,
-                    geometry: g, y: y, workspace: ctx.workspace)
+        convForward(x: x, weight: state.value(weight), weightScale: spectral ? 1 / sigma : 1,
+                    bias: bias.map { UnsafePointer(state.value($0)) }, cout: cout, geometry: g, y: y, workspace: ctx.workspace)
         return y
     }
 
     /// Accumulates parameter gradients (if `parameterGradients`) and adds dL/dx into `dx` (if given).
     public func backward(_ dy: Tensor, dx: Tensor?, parameterGradients: Bool, _ ctx: Context) {
-        guard let x = input, let w = effectiveWeight else { preconditionFailure("backward before forward") }
+        guard let x = input else { preconditionFailure("backward before forward") }
         let g = geometry(h: x.h, w: x.w)
         var dW: UnsafeMutablePointer<Float>? = nil
         if parameterGradients {
+            // spectral: dL/d(W / sigma) first, then through sigma into weight_orig's gradient
             dW = spectral ? ctx.arena.zeros(weightCount) : state.grad(weight)
         }
-        convBackward(x: x, weight: w, cout: cout, geometry: g, dy: dy, dweight: dW,
-                     dbias: parameterGradients ? bias.map { state.grad($0) } : nil, dx: dx, workspace: ctx.workspace)
+        convBackward(x: x, weight: state.value(weight), weightScale: spectral ? 1 / sigma : 1, cout: cout, geometry: g,
+                     dy: dy, dweight: dW, dbias: parameterGradients ? bias.map { state.grad($0) } : nil, dx: dx,
+                     workspace: ctx.workspace)
         guard parameterGradients else { return }
         if spectral {
             SpectralNorm.backward(gradNormalized: dW!, weightOrig: state.value(weight), rows: cout,

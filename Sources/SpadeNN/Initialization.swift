@@ -12,7 +12,7 @@ extension ModelState {
                 let receptive = p.shape[2] * p.shape[3]
                 let fanIn = p.shape[1] * receptive, fanOut = p.shape[0] * receptive
                 let std = 0.02 * (2.0 / Double(fanIn + fanOut)).squareRoot()
-                for i in 0..<p.count { ptr[i] = Float(rng.nextGaussian() * std) }
+                for i in 0..<p.count { ptr[i] = Float(rng.gaussian() * std) }
             } else {
                 ptr.update(repeating: 0, count: p.count)
             }
@@ -20,7 +20,7 @@ extension ModelState {
         for b in buffers {
             let ptr = bufferValues + b.offset
             if b.name.hasSuffix("weight_u") || b.name.hasSuffix("weight_v") {
-                var v = (0..<b.count).map { _ in rng.nextGaussian() }
+                var v = (0..<b.count).map { _ in rng.gaussian() }
                 let norm = max(v.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
                 v = v.map { $0 / norm }
                 for i in 0..<b.count { ptr[i] = Float(v[i]) }

@@ -1,3 +1,5 @@
+import SpadeCore
+
 /// Spectral normalisation with torch.nn.utils.spectral_norm semantics.
 ///
 /// W = weight_orig viewed as (rows = Cout, cols = Cin*k*k). Training forward runs
@@ -5,31 +7,39 @@
 /// back, and uses W / sigma with sigma = u . (W v). Eval uses the stored u, v.
 /// Gradients flow through sigma with u, v held constant.
 public enum SpectralNorm {
-    /// Writes W / sigma into `normalized`; returns sigma.
+    /// Runs the power iteration (training) and returns sigma; the convolution then uses
+    /// W with weight scale 1 / sigma. The matrix-vector products run through BLAS in float32
+    /// (as torch.mv); norms and sigma accumulate in double. `scratch` holds `rows` floats.
     public static func forward(weightOrig w: UnsafePointer<Float>, rows: Int, cols: Int,
                                u: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
-                               powerIteration: Bool, normalized: UnsafeMutablePointer<Float>) -> Float {
+                               powerIteration: Bool, scratch wv: UnsafeMutablePointer<Float>) -> Float {
         let eps = Double(TorchConstants.spectralNormEps)
         if powerIteration {
             // v = normalize(W^T u)
-            var vt = [Double](repeating: 0, count: cols)
-            for r in 0..<rows {
-                let ur = Double(u[r]), row = w + r * cols
-                for c in 0..<cols { vt[c] += Double(row[c]) * ur }
-            }
-            let vn = max(vt.reduce(0) { $0 + $1 * $1 }.squareRoot(), eps)
-            for c in 0..<cols { v[c] = Float(vt[c] / vn) }
+            sgemv(trans: true, m: rows, n: cols, a: w, lda: cols, x: u, beta: 0, y: v)
+            let vn = max(squaredNorm(v, cols).squareRoot(), eps)
+            for c in 0..<cols { v[c] = Float(Double(v[c]) / vn) }
             // u = normalize(W v)
-            let wv = matVec(w, rows, cols, v)
-            let un = max(wv.reduce(0) { $0 + $1 * $1 }.squareRoot(), eps)
-            for r in 0..<rows { u[r] = Float(wv[r] / un) }
+            sgemv(m: rows, n: cols, a: w, lda: cols, x: v, beta: 0, y: wv)
+            let un = max(squaredNorm(wv, rows).squareRoot(), eps)
+            for r in 0..<rows { u[r] = Float(Double(wv[r]) / un) }
         }
-        let wv = matVec(w, rows, cols, v)
+        // sigma = u . (W v)
+        sgemv(m: rows, n: cols, a: w, lda: cols, x: v, beta: 0, y: wv)
         var sigmaD = 0.0
-        for r in 0..<rows { sigmaD += Double(u[r]) * wv[r] }
-        let sigma = Float(sigmaD)
-        for i in 0..<(rows * cols) { normalized[i] = w[i] / sigma }
-        return sigma
+        for r in 0..<rows { sigmaD += Double(u[r]) * Double(wv[r]) }
+        return Float(sigmaD)
+    }
+
+    /// W / sigma (what torch's spectral_norm hands to the convolution), for tests.
+    public static func normalized(weightOrig w: UnsafePointer<Float>, count: Int, sigma: Float) -> [Float] {
+        (0..<count).map { w[$0] / sigma }
+    }
+
+    private static func squaredNorm(_ x: UnsafePointer<Float>, _ n: Int) -> Double {
+        var s = 0.0
+        for i in 0..<n { s += Double(x[i]) * Double(x[i]) }
+        return s
     }
 
     /// dWorig += G / sigma - (sum(G * Worig) / sigma^2) * u v^T, G = dL/d(W/sigma).
@@ -49,14 +59,4 @@ public enum SpectralNorm {
         }
     }
 
-    private static func matVec(_ w: UnsafePointer<Float>, _ rows: Int, _ cols: Int, _ v: UnsafePointer<Float>) -> [Double] {
-        var out = [Double](repeating: 0, count: rows)
-        for r in 0..<rows {
-            let row = w + r * cols
-            var acc = 0.0
-            for c in 0..<cols { acc += Double(row[c]) * Double(v[c]) }
-            out[r] = acc
-        }
-        return out
-    }
 }

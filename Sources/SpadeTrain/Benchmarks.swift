@@ -79,7 +79,7 @@ public enum Benchmarks {
                 sem[((b * nc + c) * h + y) * w + x] = 1
             } }
         }
-        let img = (0..<(batch * 3 * h * w)).map { _ in Float(rng.nextUniform() * 2 - 1) }
+        let img = (0..<(batch * 3 * h * w)).map { _ in Float(rng.unit() * 2 - 1) }
         return (sem, img)
     }
 
@@ -97,8 +97,8 @@ public enum Benchmarks {
             guard let shapeIn = conv.input else { continue }
             let g = conv.geometry(h: shapeIn.h, w: shapeIn.w)
             let n = shapeIn.n
-            let xBuf = (0..<(n * g.cin * g.h * g.w)).map { _ in Float(rng.nextUniform() - 0.5) }
-            let wBuf = (0..<(conv.cout * g.colRows)).map { _ in Float(rng.nextUniform() - 0.5) * 0.1 }
+            let xBuf = (0..<(n * g.cin * g.h * g.w)).map { _ in Float(rng.unit() - 0.5) }
+            let wBuf = (0..<(conv.cout * g.colRows)).map { _ in Float(rng.unit() - 0.5) * 0.1 }
             let bBuf = [Float](repeating: 0.01, count: conv.cout)
             var xs = xBuf, ys = [Float](repeating: 0, count: n * conv.cout * g.outH * g.outW)
             var dxs = xBuf, dws = wBuf, dbs = bBuf

@@ -1,3 +1,4 @@
+import SafeTensors
 // The one table of config keys. Parsing, `--set`, validation of single values,
 // YAML dumping, defaults and the README key table are all derived from it.
 
@@ -288,25 +289,7 @@ func yamlString(_ s: String) -> String {
         && s.unicodeScalars.allSatisfy(CharacterSetCheck.isPlainBody)
         && !yamlReservedWords.contains(s.lowercased())
         && Double(s) == nil
-    if plainOK { return s }
-    var r = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": r += "\\\""
-        case "\\": r += "\\\\"
-        case "\n": r += "\\n"
-        case "\t": r += "\\t"
-        case "\r": r += "\\r"
-        default:
-            if u.value < 0x20 || u.value == 0x7f {
-                let hex = String(u.value, radix: 16)
-                r += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                r.unicodeScalars.append(u)
-            }
-        }
-    }
-    return r + "\""
+    return plainOK ? s : jsonStringLiteral(s)
 }
 
 private let yamlReservedWords: Set<String> = ["", "~", "null", "true", "false", "yes", "no", "on", "off", "y", "n"]

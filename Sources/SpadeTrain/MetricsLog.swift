@@ -6,6 +6,7 @@ import Darwin
 private let cClose = Darwin.close
 #endif
 import Foundation
+import SafeTensors
 
 /// One logged step of metrics.jsonl (DESIGN §9). Names are the JSON keys.
 public struct MetricsRecord: Equatable, Sendable {
@@ -53,7 +54,7 @@ public struct MetricsRecord: Equatable, Sendable {
             parts.append("\"\(key)\":\(jsonFloat(self[keyPath: path]))")
         }
         for key in extras.keys.sorted() {
-            parts.append("\(jsonQuoted(key)):\(jsonFloat(extras[key]!))")
+            parts.append("\(jsonStringLiteral(key)):\(jsonFloat(extras[key]!))")
         }
         return "{" + parts.joined(separator: ",") + "}"
     }
@@ -128,24 +129,3 @@ public func jsonFloat(_ x: Float) -> String {
     x.isFinite ? "\(x)" : "null"
 }
 
-/// A JSON string literal.
-func jsonQuoted(_ s: String) -> String {
-    var r = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": r += "\\\""
-        case "\\": r += "\\\\"
-        case "\n": r += "\\n"
-        case "\r": r += "\\r"
-        case "\t": r += "\\t"
-        default:
-            if u.value < 0x20 {
-                let hex = String(u.value, radix: 16)
-                r += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                r.unicodeScalars.append(u)
-            }
-        }
-    }
-    return r + "\""
-}

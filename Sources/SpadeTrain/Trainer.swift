@@ -335,7 +335,18 @@ public final class Trainer {
             try metrics?.close()
             print("spade-dist: done at step \(progress.step); run directory \(runDirectory)")
         }
+        try dumpReplicaIfRequested()
         comm.barrier()
+    }
+
+    /// Debugging aid (docs/distributed.md): with SPADE_DIST_REPLICA_DUMP=DIR every rank writes its
+    /// own final state (parameters, buffers, Adam moments) to DIR/rank_<r>.safetensors, so tests can
+    /// check that replicas are bitwise identical. Not a checkpoint (no rotation, no `latest`).
+    func dumpReplicaIfRequested() throws {
+        guard let dir = ProcessInfo.processInfo.environment["SPADE_DIST_REPLICA_DUMP"], !dir.isEmpty else { return }
+        try AtomicFile.createDirectory(dir)
+        let file = Checkpoint.make(iteration, progress: progress, config: config, worldSize: comm.size)
+        try AtomicFile.write(file.serialized(), to: "\(dir)/rank_\(comm.rank).safetensors")
     }
 
     func checkReplicas() throws {

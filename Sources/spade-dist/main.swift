@@ -202,15 +202,15 @@ struct Inspect: ParsableCommand {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks: 'conv' (every convolution vs the raw sgemm time of its GEMMs), 'step' (whole iterations).")
+        abstract: "Benchmarks: 'conv' (every convolution vs the raw sgemm time of its GEMMs), 'step' (whole iterations), 'data' (decoding + preprocessing, one core).")
 
-    @Argument(help: "conv | step") var what: String
+    @Argument(help: "conv | step | data") var what: String
     @OptionGroup var configOptions: ConfigOptions
     @Flag(help: "Machine-readable JSON output.") var json = false
     @Option(help: "Timed repetitions (median reported).") var repeats = 5
 
     func validate() throws {
-        guard ["conv", "step"].contains(what) else { throw ValidationError("unknown benchmark '\(what)' (conv, step)") }
+        guard ["conv", "step", "data"].contains(what) else { throw ValidationError("unknown benchmark '\(what)' (conv, step, data)") }
     }
 
     func run() throws {
@@ -223,6 +223,12 @@ struct Bench: ParsableCommand {
             let header = "# \(config.name): \(model.imageHeight)x\(model.imageWidth), ngf \(model.ngf), ndf \(model.ndf), " +
                 "spade_hidden \(model.spadeHidden), batch \(config.batchSize); OpenBLAS \(BLASThreads.coreName), \(BLASThreads.current) threads"
             switch what {
+            case "data":
+                // 256x256 synthetic PNG pairs (or the config's custom dataroot) through the real pipeline.
+                let dir = config.dataset_mode == "custom" && !config.dataroot.isEmpty ? config.dataroot : nil
+                let result = try benchmarkLoading(directory: dir, count: 64, size: 256, preprocessMode: config.preprocess_mode,
+                                                  repeats: repeats)
+                print(json ? result.json : result.description)
             case "conv":
                 let rows = Benchmarks.convolutions(config: model, batch: config.batchSize, repeats: repeats)
                 if json { print(String(decoding: try encoder.encode(rows), as: UTF8.self)) } else {

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import SpadeCore
 @testable import SpadeData
 
 final class DatasetTests: XCTestCase {

@@ -41,11 +41,11 @@ final class GradientCheckTests: XCTestCase {
             for p in s.params where p.name.hasSuffix("weight_orig") {
                 let base = String(p.name.dropLast("orig".count))
                 let u = s.floatTensor(named: base + "u")!.pointer, v = s.floatTensor(named: base + "v")!.pointer
-                var scratch = [Float](repeating: 0, count: p.count)
+                var scratch = [Float](repeating: 0, count: p.shape[0])
                 for _ in 0..<200 {
                     _ = SpectralNorm.forward(weightOrig: s.values + p.offset,
                                              rows: p.shape[0], cols: p.count / p.shape[0], u: u, v: v,
-                                             powerIteration: true, normalized: &scratch)
+                                             powerIteration: true, scratch: &scratch)
                 }
             }
         }
@@ -56,7 +56,7 @@ final class GradientCheckTests: XCTestCase {
             let c = (y / 8 + x / 8 + b + Int(rng.next() % 2)) % nc
             sem[((b * nc + c) * h + y) * w + x] = 1
         } } }
-        let img = (0..<(batch * 3 * h * w)).map { _ in Float(rng.nextUniform() * 2 - 1) }
+        let img = (0..<(batch * 3 * h * w)).map { _ in Float(rng.unit() * 2 - 1) }
         let snapG = Snapshot(it.generator.state), snapD = Snapshot(it.discriminator.state)
 
         func losses() -> GANLosses {

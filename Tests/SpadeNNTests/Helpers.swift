@@ -51,43 +51,14 @@ func assertClose(_ actual: Tensor, _ expected: [Float], rel: Double, _ what: Str
     assertClose(actual.toArray(), expected, rel: rel, what, file: file, line: line)
 }
 
-/// Generator biases whose gradient is exactly zero in exact arithmetic (reference/README.md,
-/// Tolerances (1)): a per-channel constant in front of a training-mode batch norm has no effect.
-/// That is fc.bias, every conv_0.bias, and conv_1.bias / norm_s.mlp_beta.bias of every block
-/// but the last (whose output feeds conv_img instead of a batch norm).
-func structurallyZeroGradients(blockNames: [String], existing: [String]) -> Set<String> {
-    var names: Set<String> = ["fc.bias"]
-    for (i, b) in blockNames.enumerated() {
-        names.insert("\(b).conv_0.bias")
-        if i < blockNames.count - 1 {
-            names.insert("\(b).conv_1.bias")
-            names.insert("\(b).norm_s.mlp_beta.bias")
-        }
-    }
-    return names.intersection(existing)
-}
-
 /// Compares every gradient of `state` with `<prefix><key>` in the fixture. Names in
 /// `zeroNames` are checked with the README's absolute bound |g| <= 1e-5 * max|grad|.
 /// Returns the worst relative error of the others.
 @discardableResult
 func assertGradients(_ state: ModelState, _ fx: SafeTensorsFile, prefix: String, zeroNames: Set<String> = [],
                      file: StaticString = #filePath, line: UInt = #line) throws -> Double {
-    var globalMax = 0.0
-    for p in state.params { globalMax = max(globalMax, maxAbs(try fx.f(prefix + p.name))) }
-    var worst = 0.0
-    for p in state.params {
-        let expected = try fx.f(prefix + p.name)
-        let actual = state.gradient(named: p.name)!
-        if zeroNames.contains(p.name) {
-            let a = maxAbs(actual)
-            XCTAssertLessThanOrEqual(a, Tol.zeroGrad * globalMax, "\(p.name): structurally-zero gradient is \(a)",
-                                     file: file, line: line)
-        } else {
-            let e = relativeError(actual, expected)
-            worst = max(worst, e)
-            XCTAssertLessThanOrEqual(e, Tol.grad, "\(p.name): gradient relative error \(e)", file: file, line: line)
-        }
-    }
-    return worst
+    let r = try checkGradients(names: state.params.map(\.name), actual: { state.gradient(named: $0)! },
+                               expected: { try fx.f(prefix + $0) }, zeroNames: zeroNames)
+    for f in r.failures { XCTFail(f, file: file, line: line) }
+    return r.worstRelative
 }

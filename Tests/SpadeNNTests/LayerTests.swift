@@ -77,9 +77,10 @@ final class LayerTests: XCTestCase {
             let rows = shape[0], cols = w.count / rows
             let train = c.hasPrefix("train")
             var u = try fx.f(train ? c + ".u_before" : c + ".u"), v = try fx.f(train ? c + ".v_before" : c + ".v")
-            var wsn = [Float](repeating: 0, count: w.count)
+            var scratch = [Float](repeating: 0, count: rows)
             let sigma = SpectralNorm.forward(weightOrig: w, rows: rows, cols: cols, u: &u, v: &v,
-                                             powerIteration: train, normalized: &wsn)
+                                             powerIteration: train, scratch: &scratch)
+            let wsn = SpectralNorm.normalized(weightOrig: w, count: w.count, sigma: sigma)
             assertClose([sigma], try fx.f(c + ".sigma"), rel: Tol.op, "\(c).sigma")
             assertClose(wsn, try fx.f(c + ".w_sn"), rel: Tol.op, "\(c).w_sn")
             if train {

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Data-parallel throughput of the real trainer on one node (docs/distributed.md, "Benchmark"):
+#
+#   np1x2   mpirun -np 1 --bind-to none, 2 OpenBLAS threads, batch 4
+#   np2     mpirun -np 2 (one core each, 1 thread),       batch 2 per rank (same global batch 4)
+#   np2-tcp np2 with --mca btl tcp,self (TCP loopback instead of shared memory)
+#   np2-1b  np2 with bucket_mb 1e4: one bucket per network, so the generator's all-reduce
+#           starts only when its backward has ended (no overlap) -> the reference for "hidden"
+#   (np2-tcp-1b likewise over TCP)
+#
+# Each variant trains STEPS steps of synthetic data (no checkpoints/samples during the run,
+# log_every 1); from rank 0's metrics.jsonl, steps after WARMUP give per-step
+#   images_per_s   global images / wall time of the step
+#   comm_wait_s    time finish() waited for gradient all-reduces after backward
+# Variants are interleaved ROUNDS times (A B C D, A B C D, ...) because the host is shared
+# and noisy; the table reports medians over all rounds' steps, and
+#   wait %   = median comm_wait_s / median step time
+#   hidden   = 1 - comm_wait(bucketed, polled) / comm_wait(one bucket after backward)
+#
+# Usage: bench/data-parallel.sh [model ...]      models: tiny (64x64, ngf 16; the embedded
+#        default) and small128 (128x128, ngf 32, spade_hidden 64); default: both.
+# Env:   STEPS (default 24), WARMUP (4), ROUNDS (3), BUILD=0 to skip the build,
+#        BIN (default .build/release/spade-dist), SCRATCH (--scratch-path, default .build),
+#        OUT (directory for runs, default a temp dir, removed at the end unless KEEP=1).
+# Needs: OpenMPI's mpirun, python3 (for the JSON lines).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STEPS=${STEPS:-24}
+WARMUP=${WARMUP:-4}
+ROUNDS=${ROUNDS:-3}
+SCRATCH=${SCRATCH:-.build}
+BIN=${BIN:-$SCRATCH/release/spade-dist}
+MODELS=("$@")
+[ ${#MODELS[@]} -eq 0 ] && MODELS=(tiny small128)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+if [ "${BUILD:-1}" = 1 ]; then
+  swift build -c release --scratch-path "$SCRATCH" --product spade-dist >/dev/null
+fi
+OUT=${OUT:-$(mktemp -d /tmp/spade-bench-dp.XXXXXX)}
+mkdir -p "$OUT"
+[ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$OUT"' EXIT
+
+model_args() {
+  case "$1" in
+    tiny) echo "" ;;
+    small128) echo "--set crop_size=128 --set load_size=144 --set ngf=32 --set ndf=32 --set spade_hidden=64" ;;
+    *) echo "unknown model $1 (tiny, small128)" >&2; exit 2 ;;
+  esac
+}
+
+common="--set log_every=1 --set checkpoint_every=0 --set sample_every=0 --set drift_check_every=0 --set synthetic_count=256 --steps $STEPS"
+
+run_variant() {  # model variant round
+  local model=$1 v=$2 round=$3 dir="$OUT/$1/$2/r$3"
+  local margs; margs=$(model_args "$model")
+  rm -rf "$dir"
+  case "$v" in
+    np1x2)      mpirun -np 1 --bind-to none "$BIN" train $common $margs --set batchSize=4 --set blas_threads=2 --run-dir "$dir" ;;
+    np2)        mpirun -np 2 "$BIN" train $common $margs --set batchSize=2 --run-dir "$dir" ;;
+    np2-1b)     mpirun -np 2 "$BIN" train $common $margs --set batchSize=2 --set bucket_mb=10000 --run-dir "$dir" ;;
+    np2-tcp)    mpirun -np 2 --mca btl tcp,self "$BIN" train $common $margs --set batchSize=2 --run-dir "$dir" ;;
+    np2-tcp-1b) mpirun -np 2 --mca btl tcp,self "$BIN" train $common $margs --set batchSize=2 --set bucket_mb=10000 --run-dir "$dir" ;;
+  esac >"$dir.log" 2>&1 || { echo "variant $v failed; see $dir.log" >&2; cat "$dir.log" >&2; exit 1; }
+}
+
+VARIANTS=(np1x2 np2 np2-tcp np2-1b np2-tcp-1b)
+echo "# $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $STEPS steps (first $WARMUP dropped) x $ROUNDS interleaved rounds"
+for model in "${MODELS[@]}"; do
+  mkdir -p "$OUT/$model"
+  for variant in "${VARIANTS[@]}"; do mkdir -p "$OUT/$model/$variant"; done
+  for round in $(seq 1 "$ROUNDS"); do
+    for variant in "${VARIANTS[@]}"; do run_variant "$model" "$variant" "$round"; done
+  done
+  python3 - "$OUT/$model" "$WARMUP" "$model" "${VARIANTS[@]}" <<'EOF'
+import json, statistics as st, sys, glob
+root, warmup, model, variants = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+res = {}
+for v in variants:
+    ips, wait, step, per_round = [], [], [], []
+    for f in sorted(glob.glob(f"{root}/{v}/r*/metrics.jsonl")):
+        rows = [json.loads(l) for l in open(f) if l.strip()][warmup:]
+        ips += [r["images_per_s"] for r in rows]
+        wait += [r["comm_wait_s"] for r in rows]
+        step += [4 / r["images_per_s"] for r in rows]
+        per_round.append(st.median(r["images_per_s"] for r in rows))
+    res[v] = dict(ips=st.median(ips), wait=st.median(wait), step=st.median(step), rounds=per_round)
+base = res["np1x2"]["ips"]
+print(f"\n## {model}: global batch 4, images/s (median over steps; per-round medians in brackets)\n")
+print("| variant | images/s | vs np1x2 | step s | comm_wait s | wait % of step | hidden |")
+print("|---|---|---|---|---|---|---|")
+for v in variants:
+    r = res[v]
+    hidden = ""
+    ref = {"np2": "np2-1b", "np2-tcp": "np2-tcp-1b"}.get(v)
+    if ref and res[ref]["wait"] > 0:
+        hidden = f"{100 * (1 - r['wait'] / res[ref]['wait']):.0f}%"
+    rounds = ", ".join(f"{x:.2f}" for x in r["rounds"])
+    print(f"| {v} | {r['ips']:.2f} [{rounds}] | {r['ips'] / base:.2f}x | {r['step']:.3f} | {r['wait'] * 1000:.1f} ms | "
+          f"{100 * r['wait'] / r['step']:.1f}% | {hidden} |")
+EOF
+done
