@@ -71,6 +71,27 @@ final class RobustnessTests: XCTestCase {
         XCTAssertEqual(run.checkpointSteps(), [stoppedAt])
     }
 
+    /// SIGUSR1 to mpirun (what launch/slurm.sbatch forwards before the time limit): mpirun forwards
+    /// it to the ranks, which checkpoint and exit 0, and so does mpirun. (SIGTERM to mpirun also
+    /// stops the ranks with a checkpoint, but Open MPI's mpirun then exits 1.)
+    func testSIGUSR1ToMpirunStopsWithCheckpointAndExitZero() throws {
+        let dir = try CLI.tempDir("sigusr1")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = RunDirectory(path: dir + "/run")
+        let opts = E2E.small + ["--set", "log_every=1", "--set", "checkpoint_every=0", "--run-dir", run.path]
+        var signaled = false
+        let r = try E2E.mpi(np: 2, ["train", "--steps", "100000"] + opts) { p in
+            guard self.waitForMetrics(run, moreThan: 1) else { return }
+            kill(p.processIdentifier, SIGUSR1)
+            signaled = true
+        }
+        XCTAssert(signaled, r.output)
+        E2E.assertSuccess(r, "mpirun -np 2 train stopped by SIGUSR1 to mpirun")
+        XCTAssert(r.stdout.contains("stop requested (signal)"), r.stdout)
+        let stoppedAt = try XCTUnwrap(run.checkpointSteps().last)
+        XCTAssertEqual(try loadCheckpoint(run.latest).metadata["step"], "\(stoppedAt)")
+    }
+
     /// SIGKILL rank 0 (under mpirun -np 2) or the single process, while it writes a checkpoint
     /// every step: afterwards `latest` always resolves to a complete, parseable checkpoint whose
     /// metadata matches its name, every step file is complete, and `--resume auto` carries on.
