@@ -8,8 +8,8 @@ import XCTest
 
 final class RobustnessTests: XCTestCase {
     /// Waits until metrics.jsonl has more than `lines` lines.
-    private func waitForMetrics(_ run: RunDirectory, moreThan lines: Int) -> Bool {
-        E2E.waitFor {
+    private func waitForMetrics(_ run: RunDirectory, moreThan lines: Int, _ process: Process) -> Bool {
+        E2E.waitFor(process) {
             let text = (try? String(contentsOfFile: run.path + "/metrics.jsonl", encoding: .utf8)) ?? ""
             return text.split(separator: "\n").count > lines
         }
@@ -24,7 +24,7 @@ final class RobustnessTests: XCTestCase {
         let opts = E2E.small + ["--set", "log_every=1", "--set", "checkpoint_every=0", "--run-dir", run.path]
         var signaled = false
         let r = try E2E.run(["train", "--steps", "100000"] + opts) { p in
-            guard self.waitForMetrics(run, moreThan: 2) else { return }
+            guard self.waitForMetrics(run, moreThan: 2, p) else { return }
             kill(p.processIdentifier, SIGTERM)
             signaled = true
         }
@@ -58,7 +58,7 @@ final class RobustnessTests: XCTestCase {
         let opts = E2E.small + ["--set", "log_every=1", "--set", "checkpoint_every=0", "--run-dir", run.path]
         var signaled = false
         let r = try E2E.mpi(np: 2, ["train", "--steps", "100000"] + opts) { p in
-            guard self.waitForMetrics(run, moreThan: 1), let rank1 = E2E.rankProcess(1, ofMpirun: p.processIdentifier) else { return }
+            guard self.waitForMetrics(run, moreThan: 1, p), let rank1 = E2E.rankProcess(1, ofMpirun: p.processIdentifier) else { return }
             kill(rank1, SIGTERM)
             signaled = true
         }
@@ -81,7 +81,7 @@ final class RobustnessTests: XCTestCase {
         let opts = E2E.small + ["--set", "log_every=1", "--set", "checkpoint_every=0", "--run-dir", run.path]
         var signaled = false
         let r = try E2E.mpi(np: 2, ["train", "--steps", "100000"] + opts) { p in
-            guard self.waitForMetrics(run, moreThan: 1) else { return }
+            guard self.waitForMetrics(run, moreThan: 1, p) else { return }
             kill(p.processIdentifier, SIGUSR1)
             signaled = true
         }
@@ -110,7 +110,7 @@ final class RobustnessTests: XCTestCase {
             let body: (Process) -> Void = { p in
                 // A checkpoint write in progress (a temporary file this run created), once this run
                 // has moved `latest` (so rotation and the clean-up of earlier temp files ran too).
-                let writing = E2E.waitFor(interval: 0.002) {
+                let writing = E2E.waitFor(p, interval: 0.002) {
                     let latest = run.latestTarget()
                     return latest != nil && latest != latestBefore
                         && run.checkpointNames().contains { $0.hasPrefix(".tmp-step_") && !before.contains($0) }
