@@ -128,6 +128,18 @@ public enum Checkpoint {
         adam.step = step.int64s[0]
     }
 
+    /// Reads a checkpoint file; a missing or damaged file is a `CheckpointError` naming it (exit 2).
+    public static func read(path: String) throws -> SafeTensorsFile {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw CheckpointError(path: path, "no such checkpoint file")
+        }
+        guard !isDirectory.boolValue else { throw CheckpointError(path: path, "is a directory, not a checkpoint file") }
+        do { return try SafeTensorsFile.read(path: path) } catch let e as SafeTensorsError {
+            throw CheckpointError(path: path, "not a valid safetensors file: " + e.reason)
+        }
+    }
+
     /// Reads the progress from a spade-dist checkpoint's metadata.
     public static func progress(_ file: SafeTensorsFile, path: String) throws -> TrainingProgress {
         guard file.metadata["format"] == format else {

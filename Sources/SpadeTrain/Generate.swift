@@ -11,10 +11,7 @@ public enum Generation {
     /// The config stored in a checkpoint (or `configPath` when given) and the loaded generator.
     public static func loadGenerator(checkpoint path: String, configPath: String?, overrides: [String] = [])
         throws -> (TrainConfig, SPADEGenerator) {
-        let file: SafeTensorsFile
-        do { file = try SafeTensorsFile.read(path: path) } catch let e as SafeTensorsError {
-            throw CheckpointError(path: path, "not a valid safetensors file: " + e.reason)
-        }
+        let file = try Checkpoint.read(path: path)
         var config: TrainConfig
         if let configPath {
             config = try TrainConfig.load(path: configPath, overrides: overrides)
@@ -135,10 +132,7 @@ public enum Generation {
 /// `spade-dist inspect`: what a checkpoint holds.
 public enum Inspection {
     public static func describe(path: String, listTensors: Bool) throws -> String {
-        let file: SafeTensorsFile
-        do { file = try SafeTensorsFile.read(path: path) } catch let e as SafeTensorsError {
-            throw CheckpointError(path: path, "not a valid safetensors file: " + e.reason)
-        }
+        let file = try Checkpoint.read(path: path)
         var out = "\(path)\n"
         let m = file.metadata
         func row(_ key: String, _ value: String) -> String {

@@ -158,6 +158,10 @@ public final class Trainer {
                 progress = try Checkpoint.progress(file, path: path)
                 _ = try Checkpoint.load(file, path: path, into: it, requireAll: true)
                 print("spade-dist: resuming from \(path) at step \(progress.step)" + resumeNotes(file))
+                if progress.step >= totalSteps {
+                    print("spade-dist: the checkpoint is at step \(progress.step), the run has \(totalSteps) steps (--steps, " +
+                          "config 'steps'): nothing to train")
+                }
             } else if let path = options.initPath {
                 let file = try readCheckpoint(path)
                 let loaded = try Checkpoint.load(file, path: path, into: it)
@@ -235,14 +239,7 @@ public final class Trainer {
         return notes.isEmpty ? "" : "; " + notes.joined(separator: "; ")
     }
 
-    func readCheckpoint(_ path: String) throws -> SafeTensorsFile {
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw CheckpointError(path: path, "no such checkpoint file")
-        }
-        do { return try SafeTensorsFile.read(path: path) } catch let e as SafeTensorsError {
-            throw CheckpointError(path: path, "not a valid safetensors file: " + e.reason)
-        }
-    }
+    func readCheckpoint(_ path: String) throws -> SafeTensorsFile { try Checkpoint.read(path: path) }
 
     // MARK: the loop
 

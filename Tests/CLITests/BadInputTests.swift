@@ -199,7 +199,13 @@ final class BadInputCLITests: XCTestCase {
         let noSuchLabels = try E2E.run(["generate", "--checkpoint", try goodCheckpoint, "--labels", "/nonexistent-labels",
                                         "--out", try work() + "/gen-nolabels"])
         assertUserError(noSuchLabels, mentions: ["/nonexistent-labels"])
-        assertUserError(try E2E.run(["inspect", "/nonexistent.safetensors"]), mentions: ["/nonexistent.safetensors"])
+        assertUserError(try E2E.run(["inspect", "/nonexistent.safetensors"]),
+                        mentions: ["/nonexistent.safetensors", "no such checkpoint file"])
+        assertUserError(try E2E.run(["eval", "--checkpoint", "/nonexistent.safetensors"]),
+                        mentions: ["/nonexistent.safetensors", "no such checkpoint file"])
+        assertUserError(try E2E.run(["generate", "--checkpoint", "/nonexistent.safetensors", "--labels", tinyData + "/labels",
+                                     "--out", try work() + "/gen-nockpt"]),
+                        mentions: ["/nonexistent.safetensors", "no such checkpoint file"])
         XCTAssertEqual(try E2E.run(["--help"]).status, 0)
     }
 

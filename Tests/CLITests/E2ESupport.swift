@@ -12,7 +12,7 @@ import XCTest
 
 enum E2E {
     /// Seconds a single run may take before the test fails (the machine is shared; no timing asserts).
-    static let timeout = 600.0
+    static let timeout = 300.0
 
     /// A small model for the tests that only need *a* training run (signals, kills, bad input):
     /// ngf 8 / spade_hidden 16 / ndf 8 like the fixtures' tiny config, 16 synthetic scenes.
@@ -41,11 +41,14 @@ enum E2E {
         XCTAssertFalse(r.signaled, "\(what) died by a signal\n\(r.output)", file: file, line: line)
     }
 
-    /// Polls `condition` every `interval` seconds until it holds (true) or `timeout` passes (false).
-    static func waitFor(timeout: Double = E2E.timeout, interval: Double = 0.05, _ condition: () -> Bool) -> Bool {
+    /// Polls `condition` every `interval` seconds until it holds (true), or `timeout` passes or
+    /// `process` (when given) has ended (false).
+    static func waitFor(_ process: Process? = nil, timeout: Double = E2E.timeout, interval: Double = 0.05,
+                        _ condition: () -> Bool) -> Bool {
         let start = Date()
         while Date().timeIntervalSince(start) < timeout {
             if condition() { return true }
+            if let process, !process.isRunning { return condition() }
             usleep(UInt32(interval * 1e6))
         }
         return false

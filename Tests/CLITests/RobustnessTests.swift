@@ -8,8 +8,8 @@ import XCTest
 
 final class RobustnessTests: XCTestCase {
     /// Waits until metrics.jsonl has more than `lines` lines.
-    private func waitForMetrics(_ run: RunDirectory, moreThan lines: Int) -> Bool {
-        E2E.waitFor {
+    private func waitForMetrics(_ run: RunDirectory, moreThan lines: Int, _ process: Process) -> Bool {
+        E2E.waitFor(process) {
             let text = (try? String(contentsOfFile: run.path + "/metrics.jsonl", encoding: .utf8)) ?? ""
             return text.split(separator: "\n").count > lines
         }
@@ -24,7 +24,7 @@ final class RobustnessTests: XCTestCase {
         let opts = E2E.small + ["--set", "log_every=1", "--set", "checkpoint_every=0", "--run-dir", run.path]
         var signaled = false
         let r = try E2E.run(["train", "--steps", "100000"] + opts) { p in
-            guard self.waitForMetrics(run, moreThan: 2) else { return }
+            guard self.waitForMetrics(run, moreThan: 2, p) else { return }
             kill(p.processIdentifier, SIGTERM)
             signaled = true
         }
@@ -58,7 +58,7 @@ final class RobustnessTests: XCTestCase {
         let opts = E2E.small + ["--set", "log_every=1", "--set", "checkpoint_every=0", "--run-dir", run.path]
         var signaled = false
         let r = try E2E.mpi(np: 2, ["train", "--steps", "100000"] + opts) { p in
-            guard self.waitForMetrics(run, moreThan: 1), let rank1 = E2E.rankProcess(1, ofMpirun: p.processIdentifier) else { return }
+            guard self.waitForMetrics(run, moreThan: 1, p), let rank1 = E2E.rankProcess(1, ofMpirun: p.processIdentifier) else { return }
             kill(rank1, SIGTERM)
             signaled = true
         }
@@ -69,6 +69,27 @@ final class RobustnessTests: XCTestCase {
         XCTAssertEqual(ck.metadata["step"], "\(stoppedAt)")
         XCTAssertEqual(ck.metadata["world_size"], "2")
         XCTAssertEqual(run.checkpointSteps(), [stoppedAt])
+    }
+
+    /// SIGUSR1 to mpirun (what launch/slurm.sbatch forwards before the time limit): mpirun forwards
+    /// it to the ranks, which checkpoint and exit 0, and so does mpirun. (SIGTERM to mpirun also
+    /// stops the ranks with a checkpoint, but Open MPI's mpirun then exits 1.)
+    func testSIGUSR1ToMpirunStopsWithCheckpointAndExitZero() throws {
+        let dir = try CLI.tempDir("sigusr1")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = RunDirectory(path: dir + "/run")
+        let opts = E2E.small + ["--set", "log_every=1", "--set", "checkpoint_every=0", "--run-dir", run.path]
+        var signaled = false
+        let r = try E2E.mpi(np: 2, ["train", "--steps", "100000"] + opts) { p in
+            guard self.waitForMetrics(run, moreThan: 1, p) else { return }
+            kill(p.processIdentifier, SIGUSR1)
+            signaled = true
+        }
+        XCTAssert(signaled, r.output)
+        E2E.assertSuccess(r, "mpirun -np 2 train stopped by SIGUSR1 to mpirun")
+        XCTAssert(r.stdout.contains("stop requested (signal)"), r.stdout)
+        let stoppedAt = try XCTUnwrap(run.checkpointSteps().last)
+        XCTAssertEqual(try loadCheckpoint(run.latest).metadata["step"], "\(stoppedAt)")
     }
 
     /// SIGKILL rank 0 (under mpirun -np 2) or the single process, while it writes a checkpoint
@@ -89,7 +110,7 @@ final class RobustnessTests: XCTestCase {
             let body: (Process) -> Void = { p in
                 // A checkpoint write in progress (a temporary file this run created), once this run
                 // has moved `latest` (so rotation and the clean-up of earlier temp files ran too).
-                let writing = E2E.waitFor(interval: 0.002) {
+                let writing = E2E.waitFor(p, interval: 0.002) {
                     let latest = run.latestTarget()
                     return latest != nil && latest != latestBefore
                         && run.checkpointNames().contains { $0.hasPrefix(".tmp-step_") && !before.contains($0) }

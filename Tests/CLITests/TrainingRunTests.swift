@@ -7,65 +7,68 @@ import SpadeTestSupport
 import XCTest
 
 final class TrainingRunTests: XCTestCase {
-    /// Directories of runs shared between tests of this class (removed in tearDown()).
-    nonisolated(unsafe) private static var shared: [String: String] = [:]
+    /// Runs shared between tests of this class: world size -> (temp dir, stdout); removed in tearDown().
+    nonisolated(unsafe) private static var shared: [Int: (dir: String, stdout: String)] = [:]
     private static let lock = NSLock()
 
     override class func tearDown() {
-        for dir in shared.values { try? FileManager.default.removeItem(atPath: dir) }
+        for run in shared.values { try? FileManager.default.removeItem(atPath: run.dir) }
         shared = [:]
         super.tearDown()
     }
 
     /// `spade-dist train --steps 20` with nothing else (the embedded default: tiny model, synthetic
-    /// data, one rank), run once for all tests of this class.
-    func defaultRun() throws -> RunDirectory {
+    /// data), alone (np 1) or under `mpirun -np 2`; run once per world size for all tests here.
+    func defaultRun(np: Int = 1) throws -> (run: RunDirectory, stdout: String) {
         Self.lock.lock(); defer { Self.lock.unlock() }
-        if let dir = Self.shared["default"] { return RunDirectory(path: dir + "/run") }
-        let dir = try CLI.tempDir("default")
-        Self.shared["default"] = dir
-        // The run directory defaults to runs/<name>: run in a temp dir and use it as is.
-        let r = try E2E.run(["train", "--steps", "20"], in: dir)
-        E2E.assertSuccess(r, "spade-dist train --steps 20")
-        try FileManager.default.moveItem(atPath: dir + "/runs/tiny", toPath: dir + "/run")
-        try FileManager.default.removeItem(atPath: dir + "/runs")
-        Self.shared["default.stdout"] = r.stdout
-        return RunDirectory(path: dir + "/run")
+        if let s = Self.shared[np] { return (RunDirectory(path: s.dir + "/runs/tiny"), s.stdout) }
+        let dir = try CLI.tempDir("default-np\(np)")
+        Self.shared[np] = (dir, "")
+        // No --run-dir: the default runs/<name>, relative to the working directory.
+        let args = ["train", "--steps", "20"]
+        let r = np == 1 ? try E2E.run(args, in: dir) : try E2E.mpi(np: np, args, in: dir)
+        E2E.assertSuccess(r, "spade-dist train --steps 20 (np \(np))")
+        Self.shared[np] = (dir, r.stdout)
+        return (RunDirectory(path: dir + "/runs/tiny"), r.stdout)
     }
 
     // MARK: outputs
 
     func testDefaultTrainOneRankWritesParseableOutputs() throws {
-        let run = try defaultRun()
+        let (run, out) = try defaultRun()
         try checkOutputs(run, steps: 20, worldSize: 1, loggedSteps: [1, 10, 20])
         // Start-up lines come before the progress lines (stdout is a file here).
-        let out = Self.shared["default.stdout"] ?? ""
         let model = try XCTUnwrap(out.range(of: "spade-dist: BLAS kernels"), out)
         let firstStep = try XCTUnwrap(out.range(of: "step 1/20"), out)
         XCTAssert(model.lowerBound < firstStep.lowerBound, "start-up line after the progress:\n\(out)")
-        XCTAssert(out.contains("spade-dist: done at step 20"), out)
+        XCTAssert(out.contains("spade-dist: done at step 20; run directory runs/tiny"), out)
         XCTAssertFalse(out.contains("\u{1B}["), "terminal escapes in a plain log:\n\(out)")
     }
 
-    func testDefaultTrainTwoRanksWritesParseableOutputsAndResumesUnderOneRank() throws {
-        let dir = try CLI.tempDir("np2")
+    func testDefaultTrainTwoRanksWritesParseableOutputs() throws {
+        let (run, out) = try defaultRun(np: 2)
+        try checkOutputs(run, steps: 20, worldSize: 2, loggedSteps: [1, 10, 20])
+        XCTAssertEqual(out.components(separatedBy: "spade-dist: done at step 20").count - 1, 1, "only rank 0 reports:\n\(out)")
+        // mpirun gives ranks a pseudo-terminal, but its own output is a file: plain progress lines.
+        XCTAssertFalse(out.contains("\u{1B}["), "terminal escapes in a plain log:\n\(out)")
+        XCTAssert(out.contains("] step 20/20 (100%)"), out)
+        let model = try XCTUnwrap(out.range(of: "spade-dist: BLAS kernels"), out)
+        let firstStep = try XCTUnwrap(out.range(of: "step 1/20"), out)
+        XCTAssert(model.lowerBound < firstStep.lowerBound, "start-up line after the progress:\n\(out)")
+    }
+
+    /// The np=2 checkpoint continues under one rank: 4 more steps, the sampler continuing at
+    /// global sample 80 of epoch 0 (2 ranks x batch 2 x 20 steps), now 2 per step.
+    func testCheckpointOfTwoRanksResumesUnderOneRank() throws {
+        let (np2, _) = try defaultRun(np: 2)
+        let dir = try CLI.tempDir("np2-to-np1")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let run = RunDirectory(path: dir + "/run")
-        let r = try E2E.mpi(np: 2, ["train", "--steps", "20", "--run-dir", run.path])
-        E2E.assertSuccess(r, "mpirun -np 2 spade-dist train --steps 20")
-        try checkOutputs(run, steps: 20, worldSize: 2, loggedSteps: [1, 10, 20])
-        XCTAssertEqual(r.stdout.components(separatedBy: "spade-dist: done at step 20").count - 1, 1,
-                       "only rank 0 reports:\n\(r.stdout)")
-        // mpirun gives ranks a pseudo-terminal, but its own output is a file: plain progress lines.
-        XCTAssertFalse(r.stdout.contains("\u{1B}["), "terminal escapes in a plain log:\n\(r.stdout)")
-        XCTAssert(r.stdout.contains("] step 20/20 (100%)"), r.stdout)
-
-        // The np=2 checkpoint continues under one rank: 4 more steps, the sampler continuing at
-        // global sample 80 of epoch 0 (2 ranks x batch 2 x 20 steps), now 2 per step.
-        let r2 = try E2E.run(["train", "--resume", "auto", "--steps", "24", "--run-dir", run.path])
-        E2E.assertSuccess(r2, "resume of the np=2 run under one rank")
-        XCTAssert(r2.stdout.contains("resuming from \(run.checkpoint(step: 20)) at step 20"), r2.stdout)
-        XCTAssert(r2.stdout.contains("world size 2 -> 1"), r2.stdout)
+        try FileManager.default.copyItem(atPath: np2.path, toPath: run.path)
+        let r = try E2E.run(["train", "--resume", "auto", "--steps", "24", "--run-dir", run.path])
+        E2E.assertSuccess(r, "resume of the np=2 run under one rank")
+        XCTAssert(r.stdout.contains("resuming from \(run.checkpoint(step: 20)) at step 20"), r.stdout)
+        XCTAssert(r.stdout.contains("world size 2 -> 1"), r.stdout)
         let ck = try loadCheckpoint(run.latest)
         XCTAssertEqual(ck.metadata["step"], "24")
         XCTAssertEqual(ck.metadata["world_size"], "1")
@@ -179,7 +182,7 @@ final class TrainingRunTests: XCTestCase {
     // MARK: inspect and eval
 
     func testInspectShowsFormatStepEpochWorldSizeConfigAndTensorCounts() throws {
-        let run = try defaultRun()
+        let (run, _) = try defaultRun()
         let r = try E2E.run(["inspect", run.latest])
         E2E.assertSuccess(r, "inspect")
         let out = r.stdout
@@ -197,7 +200,7 @@ final class TrainingRunTests: XCTestCase {
 
     /// `spade-dist eval` on the default model reports a pixel accuracy (no claim on its value here).
     func testEvalReportsPixelAccuracy() throws {
-        let run = try defaultRun()
+        let (run, _) = try defaultRun()
         let r = try E2E.run(["eval", "--checkpoint", run.latest, "--count", "4"])
         E2E.assertSuccess(r, "eval")
         let line = try XCTUnwrap(r.stdout.split(separator: "\n").first { $0.hasPrefix("pixel accuracy ") }, r.stdout)
@@ -211,34 +214,45 @@ final class TrainingRunTests: XCTestCase {
     /// 20 straight steps == 10 steps, then `--resume auto` to 20: the same losses and the same
     /// checkpoint tensors, bit for bit (and the same data position, epoch and config).
     func testResumedRunIsBitwiseIdenticalToStraightRun() throws {
-        let straight = try defaultRun()
-        let dir = try CLI.tempDir("resume")
+        try checkResumeIsBitwiseIdentical(np: 1)
+    }
+
+    func testResumedRunIsBitwiseIdenticalToStraightRunTwoRanks() throws {
+        try checkResumeIsBitwiseIdentical(np: 2)
+    }
+
+    func checkResumeIsBitwiseIdentical(np: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        let (straight, _) = try defaultRun(np: np)
+        let dir = try CLI.tempDir("resume-np\(np)")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let run = RunDirectory(path: dir + "/run")
-        E2E.assertSuccess(try E2E.run(["train", "--steps", "10", "--run-dir", run.path]), "first 10 steps")
-        let r = try E2E.run(["train", "--resume", "auto", "--steps", "20", "--run-dir", run.path])
-        E2E.assertSuccess(r, "resume to 20")
-        XCTAssert(r.stdout.contains("resuming from \(run.checkpoint(step: 10)) at step 10"), r.stdout)
-        XCTAssertFalse(r.stdout.contains("config differs"), r.stdout)
+        func train(_ args: [String]) throws -> ProcessResult {
+            np == 1 ? try E2E.run(["train"] + args) : try E2E.mpi(np: np, ["train"] + args)
+        }
+        E2E.assertSuccess(try train(["--steps", "10", "--run-dir", run.path]), "first 10 steps", file: file, line: line)
+        let r = try train(["--resume", "auto", "--steps", "20", "--run-dir", run.path])
+        E2E.assertSuccess(r, "resume to 20", file: file, line: line)
+        XCTAssert(r.stdout.contains("resuming from \(run.checkpoint(step: 10)) at step 10"), r.stdout, file: file, line: line)
+        XCTAssertFalse(r.stdout.contains("config differs"), r.stdout, file: file, line: line)
 
         let a = try straight.metrics(), b = try run.metrics()
-        XCTAssertEqual(b.map { $0.object["step"] as? Int }, [1, 10, 20], "one record per logged step, none twice")
-        XCTAssertEqual(a.count, b.count)
+        XCTAssertEqual(b.map { $0.object["step"] as? Int }, [1, 10, 20], "one record per logged step, none twice", file: file, line: line)
+        XCTAssertEqual(a.count, b.count, file: file, line: line)
         for (ra, rb) in zip(a, b) {
             for key in ["step", "epoch"] + lossKeys {
-                XCTAssertEqual(rawToken(key, in: ra.line), rawToken(key, in: rb.line), "\(key) at step \(ra.object["step"] ?? "?")")
+                XCTAssertEqual(rawToken(key, in: ra.line), rawToken(key, in: rb.line), "\(key) at step \(ra.object["step"] ?? "?")",
+                               file: file, line: line)
             }
         }
         let ca = try loadCheckpoint(straight.latest), cb = try loadCheckpoint(run.latest)
-        XCTAssertEqual(ca.tensors.count, cb.tensors.count)
-        XCTAssertEqual(ca.sameTensors(as: cb), [], "tensors differing after resume")
+        XCTAssertEqual(ca.tensors.count, cb.tensors.count, file: file, line: line)
+        XCTAssertEqual(ca.sameTensors(as: cb), [], "tensors differing after resume", file: file, line: line)
         for key in ["step", "epoch", "data_position", "world_size", "seed", "skipped_steps"] {
-            XCTAssertEqual(ca.metadata[key], cb.metadata[key], key)
+            XCTAssertEqual(ca.metadata[key], cb.metadata[key], key, file: file, line: line)
         }
         func withoutRunDir(_ s: String?) -> String? { s?.split(separator: "\n").filter { !$0.hasPrefix("run_dir:") }.joined(separator: "\n") }
-        XCTAssertEqual(withoutRunDir(ca.metadata["config"]), withoutRunDir(cb.metadata["config"]))
-        // Both checkpoints (10 and 20) kept; the sample of the first part's last step too.
-        XCTAssertEqual(run.checkpointSteps(), [10, 20])
+        XCTAssertEqual(withoutRunDir(ca.metadata["config"]), withoutRunDir(cb.metadata["config"]), file: file, line: line)
+        XCTAssertEqual(run.checkpointSteps(), [10, 20], file: file, line: line)
     }
 
     /// A run that died after logging past its last checkpoint: the resumed run redoes those steps,
