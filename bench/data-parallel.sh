@@ -7,11 +7,18 @@
 #   np2-1b  np2 with bucket_mb 1e4: one bucket per network, so the generator's all-reduce
 #           starts only when its backward has ended (no overlap) -> the reference for "hidden"
 #   (np2-tcp-1b likewise over TCP)
+#   2x1-indep  two independent single-rank runs (batch 2, 1 thread), pinned to core 0 and 1
+#           with taskset, at the same time: np2 without any communication or synchronisation,
+#           an upper bound for np2 (images/s = the sum of the two)
 #
 # Each variant trains STEPS steps of synthetic data (no checkpoints/samples during the run,
 # log_every 1); from rank 0's metrics.jsonl, steps after WARMUP give per-step
 #   images_per_s   global images / wall time of the step
 #   comm_wait_s    time finish() waited for gradient all-reduces after backward
+#   sync_s         time in blocking collectives (batch-norm statistics, per-step status):
+#                  mostly waiting for the slower rank at each batch-norm layer
+#   comm_poll_s    time in poll() during backward (the reductions' copies and additions,
+#                  done inline by the main thread: OpenMPI has no progress thread)
 # Variants are interleaved ROUNDS times (A B C D, A B C D, ...) because the host is shared
 # and noisy; the table reports medians over all rounds' steps, and
 #   wait %   = median comm_wait_s / median step time
@@ -60,10 +67,13 @@ run_variant() {  # model variant round
     np2-1b)     mpirun -np 2 "$BIN" train $common $margs --set batchSize=2 --set bucket_mb=10000 --run-dir "$dir" ;;
     np2-tcp)    mpirun -np 2 --mca btl tcp,self "$BIN" train $common $margs --set batchSize=2 --run-dir "$dir" ;;
     np2-tcp-1b) mpirun -np 2 --mca btl tcp,self "$BIN" train $common $margs --set batchSize=2 --set bucket_mb=10000 --run-dir "$dir" ;;
+    2x1-indep)  taskset -c 0 "$BIN" train $common $margs --set batchSize=2 --set blas_threads=1 --run-dir "$dir/a" &
+                taskset -c 1 "$BIN" train $common $margs --set batchSize=2 --set blas_threads=1 --run-dir "$dir/b"
+                wait $! ;;
   esac >"$dir.log" 2>&1 || { echo "variant $v failed; see $dir.log" >&2; cat "$dir.log" >&2; exit 1; }
 }
 
-VARIANTS=(np1x2 np2 np2-tcp np2-1b np2-tcp-1b)
+VARIANTS=(np1x2 np2 np2-tcp np2-1b np2-tcp-1b 2x1-indep)
 echo "# $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $STEPS steps (first $WARMUP dropped) x $ROUNDS interleaved rounds"
 for model in "${MODELS[@]}"; do
   mkdir -p "$OUT/$model"
@@ -76,18 +86,27 @@ import json, statistics as st, sys, glob
 root, warmup, model, variants = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 res = {}
 for v in variants:
-    ips, wait, step, per_round = [], [], [], []
+    ips, wait, step, per_round, sync, poll = [], [], [], [], [], []
+    if v == "2x1-indep":  # two concurrent batch-2 runs: throughput = sum of their medians per round
+        for d in sorted(glob.glob(f"{root}/{v}/r*/")):
+            per_round.append(sum(st.median(json.loads(l)["images_per_s"] for l in list(open(f"{d}/{x}/metrics.jsonl"))[warmup:])
+                                 for x in ("a", "b")))
+        res[v] = dict(ips=st.median(per_round), wait=0.0, step=4 / st.median(per_round), rounds=per_round, sync=0.0, poll=0.0)
+        continue
     for f in sorted(glob.glob(f"{root}/{v}/r*/metrics.jsonl")):
         rows = [json.loads(l) for l in open(f) if l.strip()][warmup:]
         ips += [r["images_per_s"] for r in rows]
         wait += [r["comm_wait_s"] for r in rows]
+        sync += [r.get("sync_s", 0.0) for r in rows]
+        poll += [r.get("comm_poll_s", 0.0) for r in rows]
         step += [4 / r["images_per_s"] for r in rows]
         per_round.append(st.median(r["images_per_s"] for r in rows))
-    res[v] = dict(ips=st.median(ips), wait=st.median(wait), step=st.median(step), rounds=per_round)
+    res[v] = dict(ips=st.median(ips), wait=st.median(wait), step=st.median(step), rounds=per_round,
+                  sync=st.median(sync), poll=st.median(poll))
 base = res["np1x2"]["ips"]
 print(f"\n## {model}: global batch 4, images/s (median over steps; per-round medians in brackets)\n")
-print("| variant | images/s | vs np1x2 | step s | comm_wait s | wait % of step | hidden |")
-print("|---|---|---|---|---|---|---|")
+print("| variant | images/s | vs np1x2 | step s | comm_wait | wait % of step | hidden | sync_s | comm_poll_s |")
+print("|---|---|---|---|---|---|---|---|---|")
 for v in variants:
     r = res[v]
     hidden = ""
@@ -96,6 +115,6 @@ for v in variants:
         hidden = f"{100 * (1 - r['wait'] / res[ref]['wait']):.0f}%"
     rounds = ", ".join(f"{x:.2f}" for x in r["rounds"])
     print(f"| {v} | {r['ips']:.2f} [{rounds}] | {r['ips'] / base:.2f}x | {r['step']:.3f} | {r['wait'] * 1000:.1f} ms | "
-          f"{100 * r['wait'] / r['step']:.1f}% | {hidden} |")
+          f"{100 * r['wait'] / r['step']:.1f}% | {hidden} | {r['sync'] * 1000:.0f} ms | {r['poll'] * 1000:.0f} ms |")
 EOF
 done

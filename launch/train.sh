@@ -26,7 +26,7 @@ launch/setup.sh
 say "step 2/3: build (swift build -c release)"
 say "+ swift build -c release"
 swift build -c release
-say "step 3/3: train (launch/run-node.sh -- train $*)"
+say "step 3/3: train (launch/run-node.sh -- train${*:+ $*})"
 launch/run-node.sh -- train "$@"
 cat <<'MSG'
 [train] done. Look at:

@@ -44,6 +44,10 @@ public struct StepTiming: Codable, Sendable {
     public var batch: Int
     public var blas_threads: Int
     public var blas_core: String
+    /// Peak activation arena + im2col workspace of one process, bytes.
+    public var activation_bytes: Int
+    /// Parameters, gradients and Adam moments of G and D, bytes.
+    public var parameter_bytes: Int
 }
 
 /// `spade-dist bench conv|step`: micro and step benchmarks, machine-readable.
@@ -153,8 +157,11 @@ public enum Benchmarks {
             _ = it.computeGradients(semantics: s, image: x, batch: batch)
             it.applyUpdates(lrG: 1e-4, lrD: 4e-4)
         }
+        let params = it.generator.state.parameterCount + it.discriminator.state.parameterCount
         return StepTiming(seconds_per_iteration: sec, images_per_second: Double(batch) / sec, iterations: iterations,
-                          batch: batch, blas_threads: BLASThreads.current, blas_core: BLASThreads.coreName)
+                          batch: batch, blas_threads: BLASThreads.current, blas_core: BLASThreads.coreName,
+                          activation_bytes: it.context.arena.highWater + it.context.workspace.bytes,
+                          parameter_bytes: params * 4 * 4)
     }
 
     /// Human-readable table of conv timings.

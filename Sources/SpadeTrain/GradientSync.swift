@@ -5,6 +5,19 @@ import SpadeNN
 /// deterministic all-reduce (bitwise identical on every rank).
 extension ReplicaStatisticsReducer: StatisticsReducer {}
 
+/// The batch-norm reducer with a clock: seconds spent in its blocking collectives, which is
+/// mostly waiting for the slowest rank at each batch-norm layer ("sync_s" in metrics.jsonl).
+final class TimedStatisticsReducer: StatisticsReducer {
+    let inner: ReplicaStatisticsReducer
+    private(set) var seconds = 0.0
+    init(_ comm: Communicator) { inner = ReplicaStatisticsReducer(comm) }
+    func sumAcrossReplicas(_ values: UnsafeMutableBufferPointer<Double>) {
+        let t0 = ProgressDisplay.monotonicSeconds()
+        inner.sumAcrossReplicas(values)
+        seconds += ProgressDisplay.monotonicSeconds() - t0
+    }
+}
+
 /// Connects backward (which announces final gradients) to the bucketed
 /// all-reduce of each network: the math never sees MPI, MPI never sees layers.
 final class GradientSync: GradientObserver {

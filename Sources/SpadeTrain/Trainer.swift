@@ -47,6 +47,7 @@ public final class Trainer {
     let comm: Communicator
     let iteration: TrainingIteration
     let sync: GradientSync
+    let statistics: TimedStatisticsReducer
     let dataset: Dataset
     let batchSize: Int
     let totalSteps: Int
@@ -114,9 +115,9 @@ public final class Trainer {
 
         // Model, identical on every rank: rank 0 initialises or loads, then broadcasts.
         let (beta1, beta2) = config.adamBetas
-        let reducer = ReplicaStatisticsReducer(comm)
+        statistics = TimedStatisticsReducer(comm)
         iteration = TrainingIteration(config: config.modelConfig, beta1: beta1, beta2: beta2,
-                                      context: Context(reducer: comm.size > 1 ? reducer : nil))
+                                      context: Context(reducer: comm.size > 1 ? statistics : nil))
         sync = GradientSync(iteration: iteration, communicator: comm.size > 1 ? comm.duplicate() : comm,
                             bucketBytes: max(1, Int(config.bucket_mb * 1_048_576)))
         if comm.size > 1 { iteration.context.observer = sync }
@@ -259,7 +260,8 @@ public final class Trainer {
 
         while progress.step < totalSteps {
             let stepStart = ProgressDisplay.monotonicSeconds()
-            var dataWait = 0.0, commWait = 0.0
+            var dataWait = 0.0, commWait = 0.0, commPoll = 0.0
+            var syncTime = -statistics.seconds
             var nonFinite = false
             // k-1 discriminator-only iterations on fresh batches, then the full one.
             var losses = GANLosses()
@@ -275,10 +277,12 @@ public final class Trainer {
                                              generatorStep: generatorStep)
                 let dStats = sync.discriminator.finish()
                 commWait += dStats.commWaitSeconds
+                commPoll += dStats.pollSeconds
                 var finite = dStats.allFinite && losses.lossD.isFinite
                 if generatorStep {
                     let gStats = sync.generator.finish()
                     commWait += gStats.commWaitSeconds
+                    commPoll += gStats.pollSeconds
                     finite = finite && gStats.allFinite && losses.lossG.isFinite
                 }
                 if comm.size == 1 && !finite { nonFinite = true }
@@ -287,7 +291,9 @@ public final class Trainer {
                 if comm.size > 1 {
                     statusBuffer = [losses.dFake, losses.dReal, losses.gGAN, losses.gGANFeat,
                                     finite ? 0 : 1, StopSignal.requested ? 1 : 0, 0, 0]
+                    let t0 = ProgressDisplay.monotonicSeconds()
                     statusBuffer.withUnsafeMutableBufferPointer { comm.deterministicAllReduceSum($0) }
+                    syncTime += ProgressDisplay.monotonicSeconds() - t0
                     let n = Double(comm.size)
                     losses.dFake = statusBuffer[0] / n; losses.dReal = statusBuffer[1] / n
                     losses.gGAN = statusBuffer[2] / n; losses.gGANFeat = statusBuffer[3] / n
@@ -315,8 +321,12 @@ public final class Trainer {
             let stopRequested = statusBuffer[5] > 0
             if isRoot {
                 let elapsed = ProgressDisplay.monotonicSeconds() - stepStart
+                // With several ranks: time in blocking collectives (batch-norm statistics, status; mostly
+                // waiting for the slowest rank) and in poll() during backward (the reductions' own work).
+                syncTime += statistics.seconds
+                let timing: [String: Float] = comm.size > 1 ? ["sync_s": Float(syncTime), "comm_poll_s": Float(commPoll)] : [:]
                 try rootDuties(losses: losses, batch: lastBatch, elapsed: elapsed, dataWait: dataWait, commWait: commWait,
-                               imagesThisStep: globalBatch * dSteps)
+                               imagesThisStep: globalBatch * dSteps, extras: timing)
                 // checkpoint_every 0: only at the end of the run (or on a stop request).
                 let due = config.checkpoint_every > 0 && progress.step % config.checkpoint_every == 0
                 if due || progress.step == totalSteps || stopRequested {
@@ -379,7 +389,7 @@ public final class Trainer {
     }
 
     func rootDuties(losses: GANLosses, batch: Batch?, elapsed: Double, dataWait: Double, commWait: Double,
-                    imagesThisStep: Int) throws {
+                    imagesThisStep: Int, extras: [String: Float] = [:]) throws {
         let step = progress.step
         display?.update(step: step, epoch: progress.epoch, lossD: Float(losses.lossD), lossG: Float(losses.lossG))
         if step % max(config.log_every, 1) == 0 || step == 1 || step == totalSteps {
@@ -392,6 +402,7 @@ public final class Trainer {
             r.images_per_s = Float(Double(imagesThisStep) / max(elapsed, 1e-9))
             r.data_wait_s = Float(dataWait); r.comm_wait_s = Float(commWait)
             if progress.skippedSteps > 0 { r.extras["skipped_steps"] = Float(progress.skippedSteps) }
+            r.extras.merge(extras) { $1 }
             try metrics?.append(r)
             try tensorboard?.addScalars(MetricsRecord.floatKeys.compactMap { k in r[k].map { (k, $0) } }, step: step)
         }

@@ -238,8 +238,9 @@ struct Bench: ParsableCommand {
                 let timing = Benchmarks.step(config: model, batch: config.batchSize, iterations: repeats)
                 if json { print(String(decoding: try encoder.encode(timing), as: UTF8.self)) } else {
                     print(header)
-                    print(String(format: "%.4f s/iteration, %.2f images/s (median of %d)", timing.seconds_per_iteration,
-                                 timing.images_per_second, timing.iterations))
+                    print(String(format: "%.4f s/iteration, %.2f images/s (median of %d); memory: activations %.0f MiB, parameters+gradients+Adam %.0f MiB",
+                                 timing.seconds_per_iteration, timing.images_per_second, timing.iterations,
+                                 Double(timing.activation_bytes) / 1_048_576, Double(timing.parameter_bytes) / 1_048_576))
                 }
             }
         }
