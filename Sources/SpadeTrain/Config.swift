@@ -286,10 +286,14 @@ public struct TrainConfig: Sendable {
         }
         switch dataset_mode {
         case "custom":
-            if label_dir.isEmpty { throw fail("label_dir", "required when dataset_mode is custom") }
-            if image_dir.isEmpty { throw fail("image_dir", "required when dataset_mode is custom") }
-            if !no_instance && instance_dir.isEmpty {
-                throw fail("instance_dir", "required when no_instance is false (or set no_instance: true)")
+            // NVlabs' custom dataset takes label_dir and image_dir; with only dataroot they default to
+            // dataroot/train_label, dataroot/train_img (and train_inst), the layout synth-data writes.
+            if dataroot.isEmpty {
+                if label_dir.isEmpty { throw fail("label_dir", "required when dataset_mode is custom (or set dataroot)") }
+                if image_dir.isEmpty { throw fail("image_dir", "required when dataset_mode is custom (or set dataroot)") }
+                if !no_instance && instance_dir.isEmpty {
+                    throw fail("instance_dir", "required when no_instance is false (or set dataroot, or no_instance: true)")
+                }
             }
         case "classified_tiles":
             if dataroot.isEmpty { throw fail("dataroot", "required when dataset_mode is classified_tiles (the folder holding images/ and labels/)") }
