@@ -71,12 +71,15 @@ public enum Generation {
         return out
     }
 
+    /// A [-1, 1] image value as an 8-bit level (the inverse of the input normalisation, rounded).
+    @inline(__always) public static func byte(_ v: Float) -> UInt8 {
+        UInt8(max(0, min(255, ((v + 1) / 2 * 255).rounded())))
+    }
+
     /// 8-bit RGB pixels (H, W, 3) of generated image `i` of an NCHW [-1, 1] tensor.
     public static func rgbBytes(_ t: [Float], index i: Int, height h: Int, width w: Int) -> [UInt8] {
         var px = [UInt8](repeating: 0, count: h * w * 3)
-        for c in 0..<3 { for p in 0..<(h * w) {
-            px[p * 3 + c] = UInt8(max(0, min(255, ((t[(i * 3 + c) * h * w + p] + 1) / 2 * 255).rounded())))
-        } }
+        for c in 0..<3 { for p in 0..<(h * w) { px[p * 3 + c] = byte(t[(i * 3 + c) * h * w + p]) } }
         return px
     }
 

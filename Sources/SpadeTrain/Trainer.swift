@@ -454,7 +454,6 @@ public enum SampleGrid {
                             dontcare: Int32?) -> (pixels: [UInt8], width: Int, height: Int) {
         let gw = 3 * w, gh = n * h
         var px = [UInt8](repeating: 0, count: gw * gh * 3)
-        func toByte(_ v: Float) -> UInt8 { UInt8(max(0, min(255, ((v + 1) / 2 * 255).rounded()))) }
         for i in 0..<n {
             let colors = colorize(Array(labels[(i * h * w)..<((i + 1) * h * w)]), dontcare: dontcare)
             for y in 0..<h {
@@ -462,8 +461,8 @@ public enum SampleGrid {
                     let row = (i * h + y) * gw
                     for c in 0..<3 {
                         px[(row + x) * 3 + c] = colors[(y * w + x) * 3 + c]
-                        px[(row + w + x) * 3 + c] = toByte(fake[((i * 3 + c) * h + y) * w + x])
-                        px[(row + 2 * w + x) * 3 + c] = toByte(real[((i * 3 + c) * h + y) * w + x])
+                        px[(row + w + x) * 3 + c] = Generation.byte(fake[((i * 3 + c) * h + y) * w + x])
+                        px[(row + 2 * w + x) * 3 + c] = Generation.byte(real[((i * 3 + c) * h + y) * w + x])
                     }
                 }
             }
