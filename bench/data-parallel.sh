@@ -21,6 +21,9 @@
 #                  done inline by the main thread: OpenMPI has no progress thread)
 # Variants are interleaved ROUNDS times (A B C D, A B C D, ...) because the host is shared
 # and noisy; the table reports medians over all rounds' steps, and
+#   best     = the best round's median images/s (the least disturbed run)
+#   vs np1x2 = median over rounds of (variant / np1x2 of the same round): paired, so slow
+#              changes of the host's load cancel
 #   wait %   = median comm_wait_s / median step time
 #   hidden   = 1 - comm_wait(bucketed, polled) / comm_wait(one bucket after backward)
 #
@@ -76,9 +79,10 @@ run_variant() {  # model variant round
 VARIANTS=(np1x2 np2 np2-tcp np2-1b np2-tcp-1b 2x1-indep)
 echo "# $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $STEPS steps (first $WARMUP dropped) x $ROUNDS interleaved rounds"
 for model in "${MODELS[@]}"; do
-  mkdir -p "$OUT/$model"
+  mkdir -p "$OUT/$model"; rm -f "$OUT/$model/loads"
   for variant in "${VARIANTS[@]}"; do mkdir -p "$OUT/$model/$variant"; done
   for round in $(seq 1 "$ROUNDS"); do
+    echo "round $round: load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/$model/loads"
     for variant in "${VARIANTS[@]}"; do run_variant "$model" "$variant" "$round"; done
   done
   python3 - "$OUT/$model" "$WARMUP" "$model" "${VARIANTS[@]}" <<'EOF'
@@ -103,10 +107,11 @@ for v in variants:
         per_round.append(st.median(r["images_per_s"] for r in rows))
     res[v] = dict(ips=st.median(ips), wait=st.median(wait), step=st.median(step), rounds=per_round,
                   sync=st.median(sync), poll=st.median(poll))
-base = res["np1x2"]["ips"]
+base = res["np1x2"]["rounds"]
 print(f"\n## {model}: global batch 4, images/s (median over steps; per-round medians in brackets)\n")
-print("| variant | images/s | vs np1x2 | step s | comm_wait | wait % of step | hidden | sync_s | comm_poll_s |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("load averages at the start of each round: " + "; ".join(l.split(": load ")[1].strip() for l in open(f"{root}/loads")) + "\n")
+print("| variant | images/s | best | vs np1x2 | step s | comm_wait | wait % of step | hidden | sync_s | comm_poll_s |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for v in variants:
     r = res[v]
     hidden = ""
@@ -114,7 +119,8 @@ for v in variants:
     if ref and res[ref]["wait"] > 0:
         hidden = f"{100 * (1 - r['wait'] / res[ref]['wait']):.0f}%"
     rounds = ", ".join(f"{x:.2f}" for x in r["rounds"])
-    print(f"| {v} | {r['ips']:.2f} [{rounds}] | {r['ips'] / base:.2f}x | {r['step']:.3f} | {r['wait'] * 1000:.1f} ms | "
+    paired = st.median(a / b for a, b in zip(r["rounds"], base))
+    print(f"| {v} | {r['ips']:.2f} [{rounds}] | {max(r['rounds']):.2f} | {paired:.2f}x | {r['step']:.3f} | {r['wait'] * 1000:.1f} ms | "
           f"{100 * r['wait'] / r['step']:.1f}% | {hidden} | {r['sync'] * 1000:.0f} ms | {r['poll'] * 1000:.0f} ms |")
 EOF
 done
