@@ -22,9 +22,7 @@ public func im2col(_ x: UnsafePointer<Float>, samples: Int, _ g: ConvGeometry, c
         for ky in 0..<k {
             for kx in 0..<k {
                 let row = col + ((c * k + ky) * k + kx) * ld
-                // Output columns whose input x is in bounds: ox in [oxLo, oxHi).
-                let oxLo = max(0, (p - kx + s - 1) / s)
-                let oxHi = min(ow, floorDiv(g.w - 1 + p - kx, s) + 1)
+                let (oxLo, oxHi) = inBoundsColumns(kx, g)
                 for n in 0..<samples {
                     let src = x + (n * g.cin + c) * planeIn
                     let dstSample = row + n * planeOut
@@ -58,8 +56,7 @@ public func col2imAdd(_ col: UnsafePointer<Float>, samples: Int, _ g: ConvGeomet
         for ky in 0..<k {
             for kx in 0..<k {
                 let row = col + ((c * k + ky) * k + kx) * ld
-                let oxLo = max(0, (p - kx + s - 1) / s)
-                let oxHi = min(ow, floorDiv(g.w - 1 + p - kx, s) + 1)
+                let (oxLo, oxHi) = inBoundsColumns(kx, g)
                 if oxLo >= oxHi { continue }
                 for n in 0..<samples {
                     let dst = dx + (n * g.cin + c) * planeIn
@@ -79,6 +76,11 @@ public func col2imAdd(_ col: UnsafePointer<Float>, samples: Int, _ g: ConvGeomet
             }
         }
     }
+}
+
+/// Output columns [lo, hi) whose input column ox * stride + kx - pad lies inside the image.
+@inline(__always) func inBoundsColumns(_ kx: Int, _ g: ConvGeometry) -> (Int, Int) {
+    (max(0, (g.pad - kx + g.stride - 1) / g.stride), min(g.outW, floorDiv(g.w - 1 + g.pad - kx, g.stride) + 1))
 }
 
 /// Floor division (Swift's `/` truncates toward zero).
