@@ -28,7 +28,7 @@ let package = Package(
 
         // Pure Swift modules.
         .target(name: "SafeTensors"),
-        .target(name: "SpadeCore", dependencies: ["CBLAS"]),
+        .target(name: "SpadeCore", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "SpadeNN", dependencies: ["SpadeCore", "CKernels"]),
         .target(name: "SpadeDist", dependencies: ["CMPI"], exclude: ["README.md"]),
         .target(name: "SpadeData", dependencies: ["SpadeCore", "CImageIO"], exclude: ["README.md"]),

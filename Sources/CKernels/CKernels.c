@@ -2,7 +2,7 @@
 #include <math.h>
 
 #if defined(__x86_64__) && defined(__linux__)
-#define SPADE_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#define SPADE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define SPADE_CLONES
 #endif
@@ -10,17 +10,62 @@
 SPADE_CLONES
 void spade_adam_update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,
                        float w, float b2, float c2, float step, float bc2_sqrt, float eps) {
-    // torch.lerp: w < 0.5 ? m + w*(g-m) : g - (g-m)*(1-w); with beta1 = 0, m = g exactly.
-    if (w < 0.5f) {
-        for (size_t i = 0; i < n; i++) m[i] = m[i] + w * (g[i] - m[i]);
-    } else {
-        const float r = 1.0f - w;
-        for (size_t i = 0; i < n; i++) m[i] = g[i] - (g[i] - m[i]) * r;
+    if (w == 1.0f) {
+        // beta1 = 0 (SPADE's setting): torch.lerp(m, g, 1) is g, so the old m is never read.
+        for (size_t i = 0; i < n; i++) {
+            const float gi = g[i];
+            const float vn = v[i] * b2 + (c2 * gi) * gi;
+            m[i] = gi;
+            v[i] = vn;
+            p[i] = p[i] + (step * gi) / (sqrtf(vn) / bc2_sqrt + eps);
+        }
+        return;
     }
+    // torch.lerp: w < 0.5 ? m + w*(g-m) : g - (g-m)*(1-w)
+    const float r = 1.0f - w;
+    const int low = w < 0.5f;
     for (size_t i = 0; i < n; i++) {
         const float gi = g[i];
+        const float mn = low ? m[i] + w * (gi - m[i]) : gi - (gi - m[i]) * r;
         const float vn = v[i] * b2 + (c2 * gi) * gi;
+        m[i] = mn;
         v[i] = vn;
-        p[i] = p[i] + (step * m[i]) / (sqrtf(vn) / bc2_sqrt + eps);
+        p[i] = p[i] + (step * mn) / (sqrtf(vn) / bc2_sqrt + eps);
+    }
+}
+
+SPADE_CLONES
+double spade_sum(const float *restrict x, size_t n) {
+    // Eight independent double lanes: vectorizes without reassociating any one sum.
+    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) lane[j] += (double)x[i + j];
+    double total = 0;
+    for (; i < n; i++) total += (double)x[i];
+    for (int j = 0; j < 8; j++) total += lane[j];
+    return total;
+}
+
+SPADE_CLONES
+double spade_dot(const float *restrict a, const float *restrict b, size_t n) {
+    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) lane[j] += (double)a[i + j] * (double)b[i + j];
+    double total = 0;
+    for (; i < n; i++) total += (double)a[i] * (double)b[i];
+    for (int j = 0; j < 8; j++) total += lane[j];
+    return total;
+}
+
+SPADE_CLONES
+void spade_spectral_norm_grad(const float *restrict g, const float *restrict u, const float *restrict v,
+                              size_t rows, size_t cols, float sigma, float coef, float *restrict grad_orig) {
+    for (size_t r = 0; r < rows; r++) {
+        const float ur = u[r] * coef;
+        const float *restrict gr = g + r * cols;
+        float *restrict out = grad_orig + r * cols;
+        for (size_t c = 0; c < cols; c++) out[c] += gr[c] / sigma - ur * v[c];
     }
 }

@@ -82,8 +82,13 @@ public final class Workspace {
     public private(set) var systemAllocations = 0
     /// Upper bound for one im2col buffer; convolutions split the batch to fit.
     public let columnBudget: Int
+    /// How 3x3 stride-1 convolutions are computed (tests force each path).
+    public let convAlgorithm: ConvAlgorithm
 
-    public init(columnBudgetFloats: Int = 16 << 20) { columnBudget = columnBudgetFloats }
+    public init(columnBudgetFloats: Int = 16 << 20, convAlgorithm: ConvAlgorithm = .automatic) {
+        columnBudget = columnBudgetFloats
+        self.convAlgorithm = convAlgorithm
+    }
 
     deinit { for (p, _) in slots { p.deallocate() } }
 

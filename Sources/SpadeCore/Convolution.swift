@@ -1,3 +1,5 @@
+import CKernels
+
 /// Convolution as im2col + one GEMM (forward) and two GEMMs + col2im (backward).
 ///
 /// Samples are unfolded in groups so that small feature maps still give wide
@@ -18,11 +20,17 @@ func isPointwise(_ g: ConvGeometry) -> Bool { g.kernel == 1 && g.stride == 1 && 
 
 /// y = conv(x, weightScale * weight) + bias.  x (N, Cin, H, W), weight (Cout, Cin, k, k),
 /// y (N, Cout, outH, outW). The scale rides on the GEMM's alpha (spectral norm's 1/sigma),
-/// so a scaled copy of the weight is never materialised.
+/// so a scaled copy of the weight is never materialised. `algorithm` overrides the workspace's.
 public func convForward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Float = 1, bias: UnsafePointer<Float>?,
-                        cout: Int, geometry g: ConvGeometry, y: Tensor, workspace: Workspace) {
+                        cout: Int, geometry g: ConvGeometry, y: Tensor, workspace: Workspace,
+                        algorithm: ConvAlgorithm? = nil) {
     precondition(x.c == g.cin && x.h == g.h && x.w == g.w && y.n == x.n && y.c == cout
                  && y.h == g.outH && y.w == g.outW, "conv shapes")
+    if usesWinograd(g, algorithm ?? workspace.convAlgorithm) {
+        winogradForward(x: x, weight: weight, weightScale: weightScale, bias: bias, cout: cout, geometry: g, y: y,
+                        workspace: workspace)
+        return
+    }
     let p = g.outH * g.outW, k = g.colRows
     if isPointwise(g) {
         for n in 0..<x.n {
@@ -60,21 +68,23 @@ public func convForward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Fl
 /// dy may cover only the first dy.n samples of x (the rest get no gradient).
 public func convBackward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Float = 1, cout: Int, geometry g: ConvGeometry,
                          dy: Tensor, dweight: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?,
-                         dx: Tensor?, workspace: Workspace) {
+                         dx: Tensor?, workspace: Workspace, algorithm: ConvAlgorithm? = nil) {
     precondition(dy.c == cout && dy.h == g.outH && dy.w == g.outW && dy.n <= x.n, "conv backward shapes")
     if let dx { precondition(dx.n == dy.n && dx.c == g.cin && dx.h == g.h && dx.w == g.w) }
     let p = g.outH * g.outW, k = g.colRows
     if let dbias {
         for n in 0..<dy.n {
             for o in 0..<cout {
-                let row = dy.sample(n) + o * p
-                var s: Double = 0   // long sums: accumulate in double
-                for i in 0..<p { s += Double(row[i]) }
-                dbias[o] += Float(s)
+                dbias[o] += Float(spade_sum(dy.sample(n) + o * p, p))   // long sums: accumulated in double
             }
         }
     }
     if dweight == nil && dx == nil { return }
+    if usesWinograd(g, algorithm ?? workspace.convAlgorithm) {
+        winogradBackward(x: x, weight: weight, weightScale: weightScale, cout: cout, geometry: g, dy: dy,
+                         dweight: dweight, dx: dx, workspace: workspace)
+        return
+    }
     if isPointwise(g) {
         for n in 0..<dy.n {
             // dW[Cout, Cin] += dY_n[Cout, P] * X_n[Cin, P]^T ;  dX_n[Cin, P] += W^T * dY_n
@@ -172,8 +182,14 @@ public struct GEMMShape: Equatable, Sendable {
 }
 
 /// The GEMMs `convForward` + `convBackward` (weights and input) issue for `samples`
-/// samples: what a benchmark times raw to see the overhead of im2col and friends.
-public func convGEMMShapes(cout: Int, geometry g: ConvGeometry, samples: Int, workspace: Workspace) -> [GEMMShape] {
+/// samples with `algorithm` (nil: the workspace's): what a benchmark times raw to see
+/// the overhead of im2col and friends. With `.im2col` these are the convolution's
+/// GEMMs in the classic unfolded form, the baseline any algorithm is measured against.
+public func convGEMMShapes(cout: Int, geometry g: ConvGeometry, samples: Int, workspace: Workspace,
+                           algorithm: ConvAlgorithm? = nil) -> [GEMMShape] {
+    if usesWinograd(g, algorithm ?? workspace.convAlgorithm) {
+        return winogradGEMMShapes(cout: cout, geometry: g, samples: samples, workspace: workspace)
+    }
     let p = g.outH * g.outW, k = g.colRows
     var shapes: [GEMMShape] = []
     let groups: [Int]

@@ -9,6 +9,8 @@ import SpadeCore
 public final class Conv2d {
     public let cin: Int, cout: Int, kernel: Int, stride: Int, pad: Int
     public let spectral: Bool
+    /// Forced convolution algorithm (nil: the workspace's choice).
+    public let algorithm: ConvAlgorithm?
     /// Module path, e.g. `head_0.conv_0` (for benchmarks and messages).
     public let name: String
     let state: ModelState
@@ -25,8 +27,10 @@ public final class Conv2d {
     private var sigma: Float = 1
 
     public init(_ state: ModelState, _ prefix: String, cin: Int, cout: Int, kernel: Int,
-                stride: Int = 1, pad: Int = 0, bias: Bool = true, spectral: Bool = false) {
+                stride: Int = 1, pad: Int = 0, bias: Bool = true, spectral: Bool = false,
+                algorithm: ConvAlgorithm? = nil) {
         self.state = state
+        self.algorithm = algorithm
         self.cin = cin; self.cout = cout; self.kernel = kernel; self.stride = stride; self.pad = pad
         self.spectral = spectral
         name = prefix.hasSuffix(".") ? String(prefix.dropLast()) : prefix
@@ -46,6 +50,7 @@ public final class Conv2d {
         self.state = state
         self.cin = cin; cout = coutEach * prefixes.count; self.kernel = kernel; stride = 1; self.pad = pad
         spectral = false
+        algorithm = nil
         u = nil; v = nil
         name = prefixes.map { $0.hasSuffix(".") ? String($0.dropLast()) : $0 }.joined(separator: "+")
         weights = prefixes.map { state.addParameter($0 + "weight", [coutEach, cin, kernel, kernel]) }
@@ -68,7 +73,8 @@ public final class Conv2d {
         input = x
         let y = ctx.arena.tensor(x.n, cout, g.outH, g.outW)
         convForward(x: x, weight: state.value(weight), weightScale: spectral ? 1 / sigma : 1,
-                    bias: bias.map { UnsafePointer(state.value($0)) }, cout: cout, geometry: g, y: y, workspace: ctx.workspace)
+                    bias: bias.map { UnsafePointer(state.value($0)) }, cout: cout, geometry: g, y: y, workspace: ctx.workspace,
+                    algorithm: algorithm)
         return y
     }
 
@@ -83,7 +89,7 @@ public final class Conv2d {
         }
         convBackward(x: x, weight: state.value(weight), weightScale: spectral ? 1 / sigma : 1, cout: cout, geometry: g,
                      dy: dy, dweight: dW, dbias: parameterGradients ? bias.map { state.grad($0) } : nil, dx: dx,
-                     workspace: ctx.workspace)
+                     workspace: ctx.workspace, algorithm: algorithm)
         guard parameterGradients else { return }
         if spectral {
             SpectralNorm.backward(gradNormalized: dW!, weightOrig: state.value(weight), rows: cout,

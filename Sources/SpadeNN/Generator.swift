@@ -21,7 +21,7 @@ public final class SPADEGenerator {
         self.config = config
         let state = self.state
         let nf = config.ngf, nc = config.semanticNC, nh = config.spadeHidden
-        fc = Conv2d(state, "fc.", cin: nc, cout: 16 * nf, kernel: 3, pad: 1)
+        fc = Conv2d(state, "fc.", cin: nc, cout: 16 * nf, kernel: 3, pad: 1, algorithm: .im2col)  // one-hot input: see SPADE.shared
         var specs: [(String, Int, Int, Bool)] = [
             ("head_0", 16 * nf, 16 * nf, false),
             ("G_middle_0", 16 * nf, 16 * nf, true),

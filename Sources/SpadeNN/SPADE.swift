@@ -15,7 +15,12 @@ public final class SPADE {
 
     public init(_ state: ModelState, _ prefix: String, normNC: Int, labelNC: Int, hidden: Int) {
         norm = BatchNorm(state, prefix + "param_free_norm.", channels: normNC)
-        shared = Conv2d(state, prefix + "mlp_shared.0.", cin: labelNC, cout: hidden, kernel: 3, pad: 1)
+        // The label map is one-hot: many (label, hidden unit) weight gradients are sums of
+        // products that are all exactly zero (the unit is dead wherever the label occurs).
+        // The direct GEMM keeps them exactly zero, as PyTorch does; Winograd's tile transforms
+        // would leave rounding noise that Adam's first step turns into +-lr moves.
+        shared = Conv2d(state, prefix + "mlp_shared.0.", cin: labelNC, cout: hidden, kernel: 3, pad: 1,
+                        algorithm: .im2col)
         gammaBeta = Conv2d(state, heads: [prefix + "mlp_gamma.", prefix + "mlp_beta."], cin: hidden,
                            coutEach: normNC, kernel: 3, pad: 1)
     }

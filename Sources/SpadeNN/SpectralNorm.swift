@@ -1,3 +1,4 @@
+import CKernels
 import SpadeCore
 
 /// Spectral normalisation with torch.nn.utils.spectral_norm semantics.
@@ -46,17 +47,10 @@ public enum SpectralNorm {
     public static func backward(gradNormalized g: UnsafePointer<Float>, weightOrig w: UnsafePointer<Float>,
                                 rows: Int, cols: Int, u: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                 sigma: Float, gradOrig: UnsafeMutablePointer<Float>) {
-        var gw = 0.0
-        for i in 0..<(rows * cols) { gw += Double(g[i]) * Double(w[i]) }
+        let gw = spade_dot(g, w, rows * cols)
         let s = Double(sigma)
-        let coef = Float(gw / (s * s))   // term 2: through sigma
-        for r in 0..<rows {
-            let ur = u[r] * coef
-            for c in 0..<cols {
-                let i = r * cols + c
-                gradOrig[i] += g[i] / sigma - ur * v[c]   // term 1: direct
-            }
-        }
+        let coef = Float(gw / (s * s))   // term 2: through sigma; term 1: direct
+        spade_spectral_norm_grad(g, u, v, rows, cols, sigma, coef, gradOrig)
     }
 
 }

@@ -14,16 +14,22 @@ public struct ConvTiming: Encodable, Sendable {
     public var width: Int
     /// Forward + backward (weight and input gradients), median seconds.
     public var conv_seconds: Double
-    /// The same GEMM shapes through cblas_sgemm alone, median seconds, same run.
+    /// "im2col", "winograd" or "pointwise".
+    public var algorithm: String
+    /// The convolution's GEMMs in im2col form (forward, dW, dX) through cblas_sgemm alone,
+    /// median seconds, same run: the baseline, whatever algorithm the layer uses.
     public var gemm_seconds: Double
+    /// The GEMMs the chosen algorithm issues, raw (equal in kind to gemm_seconds for im2col).
+    public var algorithm_gemm_seconds: Double
+    /// Flops of the im2col GEMMs (GFLOP/s figures are "effective" for Winograd layers).
     public var gflop: Double
     public var conv_gflops: Double { gflop / conv_seconds }
     public var gemm_gflops: Double { gflop / gemm_seconds }
     public var ratio: Double { conv_seconds / gemm_seconds }
 
     enum CodingKeys: String, CodingKey {
-        case name, kernel, stride, cin, cout, batch, height, width, conv_seconds, gemm_seconds, gflop
-        case conv_gflops, gemm_gflops, ratio
+        case name, kernel, stride, cin, cout, batch, height, width, algorithm, conv_seconds, gemm_seconds
+        case algorithm_gemm_seconds, gflop, conv_gflops, gemm_gflops, ratio
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -31,7 +37,9 @@ public struct ConvTiming: Encodable, Sendable {
         try c.encode(name, forKey: .name); try c.encode(kernel, forKey: .kernel); try c.encode(stride, forKey: .stride)
         try c.encode(cin, forKey: .cin); try c.encode(cout, forKey: .cout); try c.encode(batch, forKey: .batch)
         try c.encode(height, forKey: .height); try c.encode(width, forKey: .width)
+        try c.encode(algorithm, forKey: .algorithm)
         try c.encode(conv_seconds, forKey: .conv_seconds); try c.encode(gemm_seconds, forKey: .gemm_seconds)
+        try c.encode(algorithm_gemm_seconds, forKey: .algorithm_gemm_seconds)
         try c.encode(gflop, forKey: .gflop); try c.encode(conv_gflops, forKey: .conv_gflops)
         try c.encode(gemm_gflops, forKey: .gemm_gflops); try c.encode(ratio, forKey: .ratio)
     }
@@ -115,36 +123,47 @@ public enum Benchmarks {
                                 let yt = Tensor(yp.baseAddress!, n, conv.cout, g.outH, g.outW)
                                 let dxt = Tensor(dxp.baseAddress!, n, g.cin, g.h, g.w)
                                 return time(repeats: repeats) {
-                                    convForward(x: xt, weight: wBuf, bias: bBuf, cout: conv.cout, geometry: g, y: yt, workspace: ws)
+                                    convForward(x: xt, weight: wBuf, bias: bBuf, cout: conv.cout, geometry: g, y: yt,
+                                                workspace: ws, algorithm: conv.algorithm)
                                     convBackward(x: xt, weight: wBuf, cout: conv.cout, geometry: g, dy: yt,
-                                                 dweight: dwp.baseAddress!, dbias: dbp.baseAddress!, dx: dxt, workspace: ws)
+                                                 dweight: dwp.baseAddress!, dbias: dbp.baseAddress!, dx: dxt, workspace: ws,
+                                                 algorithm: conv.algorithm)
                                 }
                             }
                         }
                     }
                 }
             }
-            let shapes = convGEMMShapes(cout: conv.cout, geometry: g, samples: n, workspace: ws)
-            let maxA = shapes.map { $0.m * $0.k }.max()!, maxB = shapes.map { $0.k * $0.n }.max()!
-            let maxC = shapes.map { $0.m * $0.n }.max()!
-            let a = [Float](repeating: 0.5, count: maxA), b = [Float](repeating: 0.25, count: maxB)
-            var c = [Float](repeating: 0, count: maxC)
-            let gemmTime = c.withUnsafeMutableBufferPointer { cp in
-                time(repeats: repeats) {
-                    for sh in shapes {
-                        sgemm(transA: sh.transA, transB: sh.transB, m: sh.m, n: sh.n, k: sh.k, a: a,
-                              lda: sh.transA ? sh.m : sh.k, b: b, ldb: sh.transB ? sh.k : sh.n,
-                              beta: 0, c: cp.baseAddress!, ldc: sh.n)
-                    }
-                }
-            }
+            let shapes = convGEMMShapes(cout: conv.cout, geometry: g, samples: n, workspace: ws, algorithm: .im2col)
+            let issued = convGEMMShapes(cout: conv.cout, geometry: g, samples: n, workspace: ws, algorithm: conv.algorithm)
+            let winograd = usesWinograd(g, conv.algorithm ?? ws.convAlgorithm)
+            let algorithm = winograd ? "winograd" : (g.kernel == 1 && g.stride == 1 && g.pad == 0 ? "pointwise" : "im2col")
+            let gemmTime = rawGEMMSeconds(shapes, repeats: repeats)
+            let issuedTime = winograd ? rawGEMMSeconds(issued, repeats: repeats) : gemmTime
             let gflop = shapes.reduce(0) { $0 + $1.flops } * 1e-9
             results.append(ConvTiming(name: (it.generator.convLayers.contains { $0 === conv } ? "netG." : "netD.") + conv.name,
                                       kernel: conv.kernel, stride: conv.stride, cin: conv.cin, cout: conv.cout,
-                                      batch: n, height: g.h, width: g.w, conv_seconds: convTime, gemm_seconds: gemmTime,
-                                      gflop: gflop))
+                                      batch: n, height: g.h, width: g.w, conv_seconds: convTime, algorithm: algorithm,
+                                      gemm_seconds: gemmTime, algorithm_gemm_seconds: issuedTime, gflop: gflop))
         }
         return results
+    }
+
+    /// Median time of `shapes` through cblas_sgemm alone (constant operands).
+    static func rawGEMMSeconds(_ shapes: [GEMMShape], repeats: Int) -> Double {
+        let maxA = shapes.map { $0.m * $0.k }.max()!, maxB = shapes.map { $0.k * $0.n }.max()!
+        let maxC = shapes.map { $0.m * $0.n }.max()!
+        let a = [Float](repeating: 0.5, count: maxA), b = [Float](repeating: 0.25, count: maxB)
+        var c = [Float](repeating: 0, count: maxC)
+        return c.withUnsafeMutableBufferPointer { cp in
+            time(repeats: repeats) {
+                for sh in shapes {
+                    sgemm(transA: sh.transA, transB: sh.transB, m: sh.m, n: sh.n, k: sh.k, a: a,
+                          lda: sh.transA ? sh.m : sh.k, b: b, ldb: sh.transB ? sh.k : sh.n,
+                          beta: 0, c: cp.baseAddress!, ldc: sh.n)
+                }
+            }
+        }
     }
 
     /// Times whole training iterations (forward, backward, Adam) in one process.
@@ -167,12 +186,13 @@ public enum Benchmarks {
     /// Human-readable table of conv timings.
     public static func table(_ rows: [ConvTiming]) -> String {
         func f(_ x: Double, _ d: Int) -> String { String(format: "%.\(d)f", x) }
-        var out = "layer                                   k s  cin->cout   input      B   conv ms  gemm ms  ratio  GFLOP/s\n"
+        var out = "layer                                   k s  cin->cout   input      B  algorithm  conv ms  gemm ms  ratio  GFLOP/s\n"
         for r in rows {
             let name = r.name.padding(toLength: 38, withPad: " ", startingAt: 0)
             let ch = "\(r.cin)->\(r.cout)".padding(toLength: 10, withPad: " ", startingAt: 0)
             let inp = "\(r.height)x\(r.width)".padding(toLength: 9, withPad: " ", startingAt: 0)
             out += "\(name)  \(r.kernel) \(r.stride)  \(ch)  \(inp) \(String(format: "%3d", r.batch))  "
+            out += r.algorithm.padding(toLength: 9, withPad: " ", startingAt: 0)
             out += "\(f(r.conv_seconds * 1e3, 3).leftPad(8)) \(f(r.gemm_seconds * 1e3, 3).leftPad(8))  "
             out += "\(f(r.ratio, 2).leftPad(5))  \(f(r.conv_gflops, 1).leftPad(7))\n"
         }

@@ -14,8 +14,9 @@ final class LayerTests: XCTestCase {
         let fx = try Fixtures.load("conv2d")
         let cs = cases(fx, suffix: ".weight")
         XCTAssertEqual(cs.count, 8)
-        for c in cs {
-            let arena = Arena(), ws = Workspace()
+        // Both algorithms for 3x3 stride-1 cases (Winograd is chosen automatically only on maps >= 8x8).
+        for c in cs { for algorithm in [ConvAlgorithm.im2col, .winograd] {
+            let arena = Arena(), ws = Workspace(convAlgorithm: algorithm)
             let x = try fx.tensor(c + ".x", arena)
             let wShape = try fx.shape(c + ".weight")
             let stride = try fx.i64(c + ".stride"), pad = try fx.i64(c + ".padding")
@@ -29,7 +30,7 @@ final class LayerTests: XCTestCase {
             let ctx = Context(arena: arena, workspace: ws)
             let y = conv.forward(x, mode: .train, ctx)
             XCTAssertEqual(y.shape, try fx.shape(c + ".y"), c)
-            assertClose(y, try fx.f(c + ".y"), rel: Tol.op, "\(c).y")
+            assertClose(y, try fx.f(c + ".y"), rel: Tol.op, "\(c).y \(algorithm)")
             // the naive 7-loop reference agrees too
             let yNaive = arena.tensor(y.n, y.c, y.h, y.w)
             convForwardNaive(x: x, weight: state.value(conv.weight), bias: conv.bias.map { UnsafePointer(state.value($0)) },
@@ -38,10 +39,10 @@ final class LayerTests: XCTestCase {
             let dy = try fx.tensor(c + ".dy", arena)
             let dx = arena.zeroTensor(like: x)
             conv.backward(dy, dx: dx, parameterGradients: true, ctx)
-            assertClose(dx, try fx.f(c + ".dx"), rel: Tol.op, "\(c).dx")
-            assertClose(state.gradient(named: "weight")!, try fx.f(c + ".dweight"), rel: Tol.op, "\(c).dweight")
+            assertClose(dx, try fx.f(c + ".dx"), rel: Tol.op, "\(c).dx \(algorithm)")
+            assertClose(state.gradient(named: "weight")!, try fx.f(c + ".dweight"), rel: Tol.op, "\(c).dweight \(algorithm)")
             if hasBias { assertClose(state.gradient(named: "bias")!, try fx.f(c + ".dbias"), rel: Tol.op, "\(c).dbias") }
-        }
+        } }
     }
 
     func testConvGroupingAndPointwisePathsAgree() throws {
@@ -54,8 +55,8 @@ final class LayerTests: XCTestCase {
             let arena = Arena()
             let x = arena.tensor(3, 3, 7, 5); x.copy(from: xs)
             var outs: [[Float]] = [], dxs: [[Float]] = [], dws: [[Float]] = []
-            for budget in [1, 1 << 20] {
-                let w = Workspace(columnBudgetFloats: budget)
+            for budget in [1, 1 << 20] { for algorithm in [ConvAlgorithm.im2col, .winograd] {
+                let w = Workspace(columnBudgetFloats: budget, convAlgorithm: algorithm)
                 let y = arena.tensor(3, 4, g.outH, g.outW)
                 convForward(x: x, weight: ws, bias: nil, cout: 4, geometry: g, y: y, workspace: w)
                 outs.append(y.toArray())
@@ -63,10 +64,51 @@ final class LayerTests: XCTestCase {
                 var dw = [Float](repeating: 0, count: ws.count)
                 convBackward(x: x, weight: ws, cout: 4, geometry: g, dy: y, dweight: &dw, dbias: nil, dx: dx, workspace: w)
                 dxs.append(dx.toArray()); dws.append(dw)
+            } }
+            for i in 1..<outs.count {
+                assertClose(outs[i], outs[0], rel: 1e-6, "k\(k) y, variant \(i)")
+                assertClose(dxs[i], dxs[0], rel: 1e-6, "k\(k) dx, variant \(i)")
+                assertClose(dws[i], dws[0], rel: 1e-6, "k\(k) dw, variant \(i)")
             }
-            assertClose(outs[0], outs[1], rel: 1e-6, "k\(k) y")
-            assertClose(dxs[0], dxs[1], rel: 1e-6, "k\(k) dx")
-            assertClose(dws[0], dws[1], rel: 1e-6, "k\(k) dw")
+        }
+    }
+
+    /// Winograd F(2x2, 3x3) against the double-precision naive convolution and the im2col
+    /// path on shapes the fixtures do not have: odd and even sizes (partial 2x2 tiles),
+    /// 1-pixel-wide maps, more output than input channels and the reverse, a spectral-norm
+    /// style weight scale, dy covering fewer samples than x, and gradients accumulated
+    /// into non-zero buffers. Bound 2e-6 relative: the transforms only add and halve,
+    /// so the error is a few float32 roundings of the largest partial sums.
+    func testWinogradMatchesNaiveAndIm2col() {
+        var rng = SplitMix64(seed: 7)
+        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.uniform(-1, 1)) } }
+        for (n, cin, cout, h, w) in [(2, 3, 5, 9, 7), (1, 8, 4, 8, 8), (3, 2, 6, 1, 5), (2, 5, 2, 6, 1), (1, 16, 16, 13, 10)] {
+            let g = ConvGeometry(cin: cin, kernel: 3, stride: 1, pad: 1, h: h, w: w)
+            let arena = Arena()
+            let x = arena.tensor(n, cin, h, w); x.copy(from: randoms(n * cin * h * w))
+            let weight = randoms(cout * cin * 9), bias = randoms(cout), scale: Float = 0.75
+            let scaled = weight.map { $0 * scale }
+            let dyCount = max(1, n - 1)
+            let dy = arena.tensor(dyCount, cout, h, w); dy.copy(from: randoms(dyCount * cout * h * w))
+            let initialDx = randoms(dyCount * cin * h * w), initialDw = randoms(weight.count)
+            var results: [(y: [Float], dx: [Float], dw: [Float])] = []
+            for algorithm in [ConvAlgorithm.winograd, .im2col] {
+                let ws = Workspace(columnBudgetFloats: algorithm == .winograd ? 1 : 1 << 20, convAlgorithm: algorithm)
+                let y = arena.tensor(n, cout, h, w)
+                convForward(x: x, weight: weight, weightScale: scale, bias: bias, cout: cout, geometry: g, y: y, workspace: ws)
+                let dx = arena.tensor(dyCount, cin, h, w); dx.copy(from: initialDx)
+                var dw = initialDw
+                convBackward(x: x, weight: weight, weightScale: scale, cout: cout, geometry: g, dy: dy, dweight: &dw,
+                             dbias: nil, dx: dx, workspace: ws)
+                results.append((y.toArray(), dx.toArray(), dw))
+            }
+            let label = "n\(n) \(cin)->\(cout) \(h)x\(w)"
+            let yNaive = arena.tensor(n, cout, h, w)
+            convForwardNaive(x: x, weight: scaled, bias: bias, cout: cout, geometry: g, y: yNaive)
+            assertClose(results[0].y, yNaive.toArray(), rel: 2e-6, "\(label) winograd y vs naive")
+            assertClose(results[0].y, results[1].y, rel: 2e-6, "\(label) y")
+            assertClose(results[0].dx, results[1].dx, rel: 2e-6, "\(label) dx")
+            assertClose(results[0].dw, results[1].dw, rel: 2e-6, "\(label) dw")
         }
     }
 

@@ -2,10 +2,10 @@
 #define SPADE_CKERNELS_H
 #include <stddef.h>
 
-// Elementwise kernels that Swift does not vectorize on Linux: Float.squareRoot()
-// keeps libm's errno path, which blocks LLVM's loop vectorizer. Compiled with
-// -fno-math-errno and -ffp-contract=off (no FMA fusion: the same rounding as
-// the scalar IEEE operations, as PyTorch's CPU Adam computes them), and cloned for
+// Loops that Swift does not vectorize well on Linux, in C. Compiled with
+// -fno-math-errno (Float.squareRoot() keeps libm's errno path, which blocks LLVM's
+// loop vectorizer) and -ffp-contract=off (no FMA fusion: the same rounding as the
+// scalar IEEE operations, as PyTorch's CPU Adam computes them), and cloned for
 // AVX-512 / AVX2 / baseline CPUs (chosen at load time).
 
 /// One Adam step (PyTorch single-tensor semantics) over n parameters:
@@ -14,5 +14,40 @@
 ///   p = p + (step * m) / (sqrt(v) / bc2_sqrt + eps)   (step = -lr / (1 - beta1^t))
 void spade_adam_update(float *p, const float *g, float *m, float *v, size_t n,
                        float w, float b2, float c2, float step, float bc2_sqrt, float eps);
+
+/// Sum of n floats, accumulated in double (bias gradients over whole feature maps).
+double spade_sum(const float *x, size_t n);
+/// Dot product of n floats, accumulated in double.
+double spade_dot(const float *a, const float *b, size_t n);
+/// Spectral norm's direct and sigma terms: grad_orig[r][c] += g[r][c] / sigma - (u[r] * coef) * v[c].
+void spade_spectral_norm_grad(const float *g, const float *u, const float *v, size_t rows, size_t cols,
+                              float sigma, float coef, float *grad_orig);
+
+// Winograd F(2x2, 3x3) transforms (Winograd.c): 3x3 stride-1 pad-1 convolutions as 16
+// GEMMs over channels. t = (s * th + ty) * tw + tx with th = ceil(h/2), tw = ceil(w/2),
+// T = samples * th * tw; V, M, dM, dV are [16][channels][T], U and dU [16][cout][cin].
+// `scratch` must hold spade_winograd_scratch(h, w) floats.
+
+static inline size_t spade_winograd_scratch(size_t h, size_t w) {
+    const size_t th = (h + 1) / 2, tw = (w + 1) / 2;
+    return (2 * th + 2) * 2 * (tw + 1) + 16 * tw;   // the largest need: spade_winograd_input_grad
+}
+
+/// U = G g G^T for weights g[cout][cin][3][3].
+void spade_winograd_filter(const float *g, float *u, size_t cout, size_t cin);
+/// dg[cout][cin][3][3] += G^T dU G.
+void spade_winograd_filter_grad(const float *du, float *dg, size_t cout, size_t cin);
+/// V = B^T d B for every 4x4 input tile of x (samples, channels, h, w).
+void spade_winograd_input(const float *x, float *v, size_t samples, size_t channels, size_t h, size_t w,
+                          float *scratch);
+/// y (samples, channels, h, w) = A^T M A + bias (bias may be NULL).
+void spade_winograd_output(const float *m, const float *bias, float *y, size_t samples, size_t channels,
+                           size_t h, size_t w, float *scratch);
+/// dM = A dY A^T for every 2x2 output tile of dy (samples, channels, h, w).
+void spade_winograd_output_grad(const float *dy, float *dm, size_t samples, size_t channels, size_t h, size_t w,
+                                float *scratch);
+/// dx (samples, channels, h, w) += B dV B^T, the tiles folded back onto the image.
+void spade_winograd_input_grad(const float *dv, float *dx, size_t samples, size_t channels, size_t h, size_t w,
+                               float *scratch);
 
 #endif
