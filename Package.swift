@@ -23,14 +23,16 @@ let package = Package(
                 cSettings: [.unsafeFlags(["-I/usr/include/libpng16"])],
                 linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
 
+        // -fno-builtin-memcpy: keeps clang from splitting Adam's fused loop into memcpy + loop
+        // (one more pass over every gradient).
         .target(name: "CKernels",
-                cSettings: [.unsafeFlags(["-O3", "-fno-math-errno", "-ffp-contract=off"])]),
+                cSettings: [.unsafeFlags(["-O3", "-fno-math-errno", "-ffp-contract=off", "-fno-builtin-memcpy"])]),
 
         // Pure Swift modules.
         .target(name: "SafeTensors"),
         .target(name: "SpadeCore", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "SpadeNN", dependencies: ["SpadeCore", "CKernels"]),
-        .target(name: "SpadeDist", dependencies: ["CMPI"], exclude: ["README.md"]),
+        .target(name: "SpadeDist", dependencies: ["CMPI", "CKernels"], exclude: ["README.md"]),
         .target(name: "SpadeData", dependencies: ["SpadeCore", "CImageIO"], exclude: ["README.md"]),
         .target(name: "SpadeTrain", dependencies: [
             "SpadeCore", "SpadeNN", "SpadeDist", "SpadeData", "SafeTensors",

@@ -69,3 +69,23 @@ void spade_spectral_norm_grad(const float *restrict g, const float *restrict u, 
         for (size_t c = 0; c < cols; c++) out[c] += gr[c] / sigma - ur * v[c];
     }
 }
+
+SPADE_CLONES
+int spade_divide_all_finite(float *restrict x, size_t n, float scale) {
+    // x - x is 0 for finite x and NaN for NaN/Inf; sixteen independent probes keep the loop
+    // free of a serial dependency so that it vectorizes.
+    float probe[16] = {0};
+    size_t i = 0;
+    if (scale != 1.0f) {
+        for (; i + 16 <= n; i += 16)
+            for (int j = 0; j < 16; j++) { const float v = x[i + j] / scale; x[i + j] = v; probe[j] += v - v; }
+        for (; i < n; i++) { const float v = x[i] / scale; x[i] = v; probe[0] += v - v; }
+    } else {
+        for (; i + 16 <= n; i += 16)
+            for (int j = 0; j < 16; j++) probe[j] += x[i + j] - x[i + j];
+        for (; i < n; i++) probe[0] += x[i] - x[i];
+    }
+    float total = 0;
+    for (int j = 0; j < 16; j++) total += probe[j];
+    return total == 0.0f;
+}

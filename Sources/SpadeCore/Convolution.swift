@@ -21,14 +21,16 @@ func isPointwise(_ g: ConvGeometry) -> Bool { g.kernel == 1 && g.stride == 1 && 
 /// y = conv(x, weightScale * weight) + bias.  x (N, Cin, H, W), weight (Cout, Cin, k, k),
 /// y (N, Cout, outH, outW). The scale rides on the GEMM's alpha (spectral norm's 1/sigma),
 /// so a scaled copy of the weight is never materialised. `algorithm` overrides the workspace's.
+/// `winogradInput` (`winogradSavedInputCount` floats, or nil) keeps the Winograd-transformed
+/// input for `convBackward`.
 public func convForward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Float = 1, bias: UnsafePointer<Float>?,
                         cout: Int, geometry g: ConvGeometry, y: Tensor, workspace: Workspace,
-                        algorithm: ConvAlgorithm? = nil) {
+                        algorithm: ConvAlgorithm? = nil, winogradInput: UnsafeMutablePointer<Float>? = nil) {
     precondition(x.c == g.cin && x.h == g.h && x.w == g.w && y.n == x.n && y.c == cout
                  && y.h == g.outH && y.w == g.outW, "conv shapes")
     if usesWinograd(g, algorithm ?? workspace.convAlgorithm) {
         winogradForward(x: x, weight: weight, weightScale: weightScale, bias: bias, cout: cout, geometry: g, y: y,
-                        workspace: workspace)
+                        workspace: workspace, savedInput: winogradInput)
         return
     }
     let p = g.outH * g.outW, k = g.colRows
@@ -66,9 +68,11 @@ public func convForward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Fl
 /// dbias, dx is given; nil means "not needed" and skips that work. dweight is the
 /// gradient w.r.t. the scaled weight (weightScale * weight).
 /// dy may cover only the first dy.n samples of x (the rest get no gradient).
+/// `winogradInput` is what `convForward` kept there (consumed: overwritten).
 public func convBackward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Float = 1, cout: Int, geometry g: ConvGeometry,
                          dy: Tensor, dweight: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?,
-                         dx: Tensor?, workspace: Workspace, algorithm: ConvAlgorithm? = nil) {
+                         dx: Tensor?, workspace: Workspace, algorithm: ConvAlgorithm? = nil,
+                         winogradInput: UnsafeMutablePointer<Float>? = nil) {
     precondition(dy.c == cout && dy.h == g.outH && dy.w == g.outW && dy.n <= x.n, "conv backward shapes")
     if let dx { precondition(dx.n == dy.n && dx.c == g.cin && dx.h == g.h && dx.w == g.w) }
     let p = g.outH * g.outW, k = g.colRows
@@ -82,7 +86,7 @@ public func convBackward(x: Tensor, weight: UnsafePointer<Float>, weightScale: F
     if dweight == nil && dx == nil { return }
     if usesWinograd(g, algorithm ?? workspace.convAlgorithm) {
         winogradBackward(x: x, weight: weight, weightScale: weightScale, cout: cout, geometry: g, dy: dy,
-                         dweight: dweight, dx: dx, workspace: workspace)
+                         dweight: dweight, dx: dx, workspace: workspace, savedInput: winogradInput)
         return
     }
     if isPointwise(g) {

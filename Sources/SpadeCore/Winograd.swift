@@ -35,16 +35,28 @@ func winogradGroupSize(_ g: ConvGeometry, cout: Int, samples: Int, budget: Int) 
     return max(1, min(samples, budget / max(perSample, 1)))
 }
 
+/// Floats to keep a convolution's transformed input V from forward to backward, which then
+/// skips recomputing it: non-nil when the convolution uses Winograd and V of all `samples`
+/// fits the workspace budget (otherwise backward recomputes V group by group).
+public func winogradSavedInputCount(cout: Int, geometry g: ConvGeometry, samples: Int, workspace: Workspace,
+                                    algorithm: ConvAlgorithm? = nil) -> Int? {
+    guard usesWinograd(g, algorithm ?? workspace.convAlgorithm),
+          winogradGroupSize(g, cout: cout, samples: samples, budget: workspace.columnBudget) >= samples else { return nil }
+    return 16 * g.cin * samples * WinogradTiles(g).perSample
+}
+
 // Workspace slots: 0 transformed input V (reused for dV), 1 M / dM, 2 U, 3 dU, 4 scratch.
+// A saved V (see winogradSavedInputCount) replaces slot 0, with all samples in one group.
 
 func winogradForward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Float, bias: UnsafePointer<Float>?,
-                     cout: Int, geometry g: ConvGeometry, y: Tensor, workspace: Workspace) {
+                     cout: Int, geometry g: ConvGeometry, y: Tensor, workspace: Workspace,
+                     savedInput: UnsafeMutablePointer<Float>?) {
     let tiles = WinogradTiles(g), cin = g.cin
     let u = workspace.buffer(2, count: 16 * cout * cin)
     spade_winograd_filter(weight, u, cout, cin)
     let scratch = workspace.buffer(4, count: spade_winograd_scratch(g.h, g.w))
-    let group = winogradGroupSize(g, cout: cout, samples: x.n, budget: workspace.columnBudget)
-    let v = workspace.buffer(0, count: 16 * cin * group * tiles.perSample)
+    let group = savedInput == nil ? winogradGroupSize(g, cout: cout, samples: x.n, budget: workspace.columnBudget) : x.n
+    let v = savedInput ?? workspace.buffer(0, count: 16 * cin * group * tiles.perSample)
     let m = workspace.buffer(1, count: 16 * cout * group * tiles.perSample)
     var n0 = 0
     while n0 < x.n {
@@ -60,12 +72,15 @@ func winogradForward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Float
 }
 
 /// dweight (w.r.t. the scaled weight) and dx are accumulated; either may be nil.
+/// `savedInput` is forward's V (used when dy covers all samples; overwritten with dV).
 func winogradBackward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Float, cout: Int, geometry g: ConvGeometry,
-                      dy: Tensor, dweight: UnsafeMutablePointer<Float>?, dx: Tensor?, workspace: Workspace) {
+                      dy: Tensor, dweight: UnsafeMutablePointer<Float>?, dx: Tensor?, workspace: Workspace,
+                      savedInput: UnsafeMutablePointer<Float>?) {
     let tiles = WinogradTiles(g), cin = g.cin
     let scratch = workspace.buffer(4, count: spade_winograd_scratch(g.h, g.w))
-    let group = winogradGroupSize(g, cout: cout, samples: dy.n, budget: workspace.columnBudget)
-    let v = workspace.buffer(0, count: 16 * cin * group * tiles.perSample)
+    let saved = dy.n == x.n ? savedInput : nil
+    let group = saved == nil ? winogradGroupSize(g, cout: cout, samples: dy.n, budget: workspace.columnBudget) : dy.n
+    let v = saved ?? workspace.buffer(0, count: 16 * cin * group * tiles.perSample)
     let dm = workspace.buffer(1, count: 16 * cout * group * tiles.perSample)
     var u: UnsafeMutablePointer<Float>? = nil
     if dx != nil {
@@ -79,7 +94,7 @@ func winogradBackward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Floa
         spade_winograd_output_grad(dy.sample(n0), dm, gs, cout, g.h, g.w, scratch)
         if let du {
             // dU_k[Cout, Cin] = dM_k[Cout, T] * V_k[Cin, T]^T; summed over groups in dU, then G^T dU G.
-            spade_winograd_input(x.sample(n0), v, gs, cin, g.h, g.w, scratch)
+            if saved == nil { spade_winograd_input(x.sample(n0), v, gs, cin, g.h, g.w, scratch) }
             for k in 0..<16 {
                 sgemm(transB: true, m: cout, n: cin, k: t, a: dm + k * cout * t, lda: t, b: v + k * cin * t, ldb: t,
                       beta: n0 == 0 ? 0 : 1, c: du + k * cout * cin, ldc: cin)

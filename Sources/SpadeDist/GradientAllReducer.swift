@@ -14,6 +14,7 @@
 // duplicate communicator, so its traffic never interleaves with the
 // batch-norm reductions issued during the same backward.
 
+import CKernels
 import Foundation
 
 /// Timings and facts about one step's gradient reduction.
@@ -285,18 +286,9 @@ public final class GradientAllReducer {
     /// buf /= scale (a true division, as PyTorch's averaging); returns false if any
     /// result is NaN or infinite.
     static func divide(_ buf: UnsafeMutableBufferPointer<Float>, by scale: Float, checkFinite: Bool) -> Bool {
-        // x - x is 0 for finite x and NaN for NaN/Inf; NaN survives the sum.
-        var probe: Float = 0
-        if scale != 1 {
-            for i in buf.indices {
-                let v = buf[i] / scale
-                buf[i] = v
-                probe += v - v
-            }
-        } else {
-            for i in buf.indices { let v = buf[i]; probe += v - v }
-        }
-        return !checkFinite || probe == 0
+        guard let base = buf.baseAddress else { return true }
+        let finite = spade_divide_all_finite(base, buf.count, scale) != 0
+        return !checkFinite || finite
     }
 }
 

@@ -25,6 +25,8 @@ public final class Conv2d {
     // Saved by forward for backward.
     public private(set) var input: Tensor?
     private var sigma: Float = 1
+    /// Forward's Winograd-transformed input (arena memory), reused by backward.
+    private var winogradInput: UnsafeMutablePointer<Float>?
 
     public init(_ state: ModelState, _ prefix: String, cin: Int, cout: Int, kernel: Int,
                 stride: Int = 1, pad: Int = 0, bias: Bool = true, spectral: Bool = false,
@@ -71,10 +73,14 @@ public final class Conv2d {
                                          scratch: ctx.arena.floats(cout))
         }
         input = x
+        winogradInput = mode == .train
+            ? winogradSavedInputCount(cout: cout, geometry: g, samples: x.n, workspace: ctx.workspace, algorithm: algorithm)
+                .map { ctx.arena.floats($0) }
+            : nil
         let y = ctx.arena.tensor(x.n, cout, g.outH, g.outW)
         convForward(x: x, weight: state.value(weight), weightScale: spectral ? 1 / sigma : 1,
                     bias: bias.map { UnsafePointer(state.value($0)) }, cout: cout, geometry: g, y: y, workspace: ctx.workspace,
-                    algorithm: algorithm)
+                    algorithm: algorithm, winogradInput: winogradInput)
         return y
     }
 
@@ -89,7 +95,8 @@ public final class Conv2d {
         }
         convBackward(x: x, weight: state.value(weight), weightScale: spectral ? 1 / sigma : 1, cout: cout, geometry: g,
                      dy: dy, dweight: dW, dbias: parameterGradients ? bias.map { state.grad($0) } : nil, dx: dx,
-                     workspace: ctx.workspace, algorithm: algorithm)
+                     workspace: ctx.workspace, algorithm: algorithm, winogradInput: winogradInput)
+        winogradInput = nil   // consumed (overwritten by backward)
         guard parameterGradients else { return }
         if spectral {
             SpectralNorm.backward(gradNormalized: dW!, weightOrig: state.value(weight), rows: cout,

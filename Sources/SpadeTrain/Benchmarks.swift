@@ -114,6 +114,10 @@ public enum Benchmarks {
             let bBuf = [Float](repeating: 0.01, count: conv.cout)
             var xs = xBuf, ys = [Float](repeating: 0, count: n * conv.cout * g.outH * g.outW)
             var dxs = xBuf, dws = wBuf, dbs = bBuf
+            // as Conv2d runs it: Winograd keeps its transformed input from forward to backward
+            let kept = winogradSavedInputCount(cout: conv.cout, geometry: g, samples: n, workspace: ws, algorithm: conv.algorithm)
+            let keptInput = kept.map { UnsafeMutablePointer<Float>.allocate(capacity: $0) }
+            defer { keptInput?.deallocate() }
             let convTime = xs.withUnsafeMutableBufferPointer { xp in
                 ys.withUnsafeMutableBufferPointer { yp in
                     dxs.withUnsafeMutableBufferPointer { dxp in
@@ -124,10 +128,10 @@ public enum Benchmarks {
                                 let dxt = Tensor(dxp.baseAddress!, n, g.cin, g.h, g.w)
                                 return time(repeats: repeats) {
                                     convForward(x: xt, weight: wBuf, bias: bBuf, cout: conv.cout, geometry: g, y: yt,
-                                                workspace: ws, algorithm: conv.algorithm)
+                                                workspace: ws, algorithm: conv.algorithm, winogradInput: keptInput)
                                     convBackward(x: xt, weight: wBuf, cout: conv.cout, geometry: g, dy: yt,
                                                  dweight: dwp.baseAddress!, dbias: dbp.baseAddress!, dx: dxt, workspace: ws,
-                                                 algorithm: conv.algorithm)
+                                                 algorithm: conv.algorithm, winogradInput: keptInput)
                                 }
                             }
                         }

@@ -76,7 +76,8 @@ final class LayerTests: XCTestCase {
     /// Winograd F(2x2, 3x3) against the double-precision naive convolution and the im2col
     /// path on shapes the fixtures do not have: odd and even sizes (partial 2x2 tiles),
     /// 1-pixel-wide maps, more output than input channels and the reverse, a spectral-norm
-    /// style weight scale, dy covering fewer samples than x, and gradients accumulated
+    /// style weight scale, dy covering fewer samples than x (the kept transformed input is then
+    /// not used), sample groups, and gradients accumulated
     /// into non-zero buffers. Bound 2e-6 relative: the transforms only add and halve,
     /// so the error is a few float32 roundings of the largest partial sums.
     func testWinogradMatchesNaiveAndIm2col() {
@@ -92,23 +93,29 @@ final class LayerTests: XCTestCase {
             let dy = arena.tensor(dyCount, cout, h, w); dy.copy(from: randoms(dyCount * cout * h * w))
             let initialDx = randoms(dyCount * cin * h * w), initialDw = randoms(weight.count)
             var results: [(y: [Float], dx: [Float], dw: [Float])] = []
-            for algorithm in [ConvAlgorithm.winograd, .im2col] {
-                let ws = Workspace(columnBudgetFloats: algorithm == .winograd ? 1 : 1 << 20, convAlgorithm: algorithm)
+            // Winograd in 1-sample groups, Winograd keeping forward's transformed input, im2col.
+            for (algorithm, budget, keep) in [(ConvAlgorithm.winograd, 1, false), (.winograd, 1 << 20, true), (.im2col, 1 << 20, false)] {
+                let ws = Workspace(columnBudgetFloats: budget, convAlgorithm: algorithm)
+                let saved = keep ? winogradSavedInputCount(cout: cout, geometry: g, samples: n, workspace: ws).map { arena.floats($0) } : nil
+                XCTAssertEqual(saved != nil, keep)
                 let y = arena.tensor(n, cout, h, w)
-                convForward(x: x, weight: weight, weightScale: scale, bias: bias, cout: cout, geometry: g, y: y, workspace: ws)
+                convForward(x: x, weight: weight, weightScale: scale, bias: bias, cout: cout, geometry: g, y: y, workspace: ws,
+                            winogradInput: saved)
                 let dx = arena.tensor(dyCount, cin, h, w); dx.copy(from: initialDx)
                 var dw = initialDw
                 convBackward(x: x, weight: weight, weightScale: scale, cout: cout, geometry: g, dy: dy, dweight: &dw,
-                             dbias: nil, dx: dx, workspace: ws)
+                             dbias: nil, dx: dx, workspace: ws, winogradInput: saved)
                 results.append((y.toArray(), dx.toArray(), dw))
             }
             let label = "n\(n) \(cin)->\(cout) \(h)x\(w)"
             let yNaive = arena.tensor(n, cout, h, w)
             convForwardNaive(x: x, weight: scaled, bias: bias, cout: cout, geometry: g, y: yNaive)
             assertClose(results[0].y, yNaive.toArray(), rel: 2e-6, "\(label) winograd y vs naive")
-            assertClose(results[0].y, results[1].y, rel: 2e-6, "\(label) y")
-            assertClose(results[0].dx, results[1].dx, rel: 2e-6, "\(label) dx")
-            assertClose(results[0].dw, results[1].dw, rel: 2e-6, "\(label) dw")
+            for i in 1...2 {
+                assertClose(results[i].y, results[0].y, rel: 2e-6, "\(label) y, variant \(i)")
+                assertClose(results[i].dx, results[0].dx, rel: 2e-6, "\(label) dx, variant \(i)")
+                assertClose(results[i].dw, results[0].dw, rel: 2e-6, "\(label) dw, variant \(i)")
+            }
         }
     }
 

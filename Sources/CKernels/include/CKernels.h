@@ -19,6 +19,9 @@ void spade_adam_update(float *p, const float *g, float *m, float *v, size_t n,
 double spade_sum(const float *x, size_t n);
 /// Dot product of n floats, accumulated in double.
 double spade_dot(const float *a, const float *b, size_t n);
+/// x /= scale (a true division, as PyTorch's averaging; scale 1: untouched); returns 1 if every
+/// result is finite, 0 if any is NaN or infinite.
+int spade_divide_all_finite(float *x, size_t n, float scale);
 /// Spectral norm's direct and sigma terms: grad_orig[r][c] += g[r][c] / sigma - (u[r] * coef) * v[c].
 void spade_spectral_norm_grad(const float *g, const float *u, const float *v, size_t rows, size_t cols,
                               float sigma, float coef, float *grad_orig);
