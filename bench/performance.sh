@@ -55,19 +55,27 @@ import glob, json, os, statistics, sys
 out = sys.argv[1]
 def med(xs): return statistics.median(xs) if xs else float("nan")
 print("\n### Convolutions vs raw sgemm (1 thread, batch 2; conv = forward + both backward GEMMs)\n")
-print("| model | kernels | conv ms | raw sgemm ms | conv / sgemm | 3x3 conv / sgemm | GFLOP/s (conv) |")
-print("| --- | --- | --- | --- | --- | --- | --- |")
+print("(raw sgemm = the im2col GEMMs of every conv; 3x3 columns: all 3x3 convs, then those on")
+print("im2col and on Winograd alone; GFLOP/s counts im2col flops)\n")
+print("| model | kernels | conv ms | raw sgemm ms | conv / sgemm | 3x3 conv / sgemm | 3x3 im2col | 3x3 Winograd | GFLOP/s (conv) |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+def ratio(rows, keep):
+    sel = [r for r in rows if keep(r)]
+    g = sum(r["gemm_seconds"] for r in sel)
+    return sum(r["conv_seconds"] for r in sel) / g if g else float("nan")
 for model in ["tiny", "nvlabs64", "c128"]:
     for core in ["Haswell", "SkylakeX"]:
-        tot, gem, r3, gf = [], [], [], []
+        tot, gem, r3, r3i, r3w, gf = [], [], [], [], [], []
         for f in glob.glob(f"{out}/conv.{model}.{core}.t1.r*.json"):
             rows = json.load(open(f))
             c = sum(r["conv_seconds"] for r in rows); g = sum(r["gemm_seconds"] for r in rows)
-            c3 = sum(r["conv_seconds"] for r in rows if r["kernel"] == 3)
-            g3 = sum(r["gemm_seconds"] for r in rows if r["kernel"] == 3)
-            tot.append(c); gem.append(g); r3.append(c3 / g3); gf.append(sum(r["gflop"] for r in rows) / c)
+            tot.append(c); gem.append(g); gf.append(sum(r["gflop"] for r in rows) / c)
+            r3.append(ratio(rows, lambda r: r["kernel"] == 3))
+            r3i.append(ratio(rows, lambda r: r["kernel"] == 3 and r["algorithm"] == "im2col"))
+            r3w.append(ratio(rows, lambda r: r["kernel"] == 3 and r["algorithm"] == "winograd"))
         if tot:
-            print(f"| {model} | {core} | {med(tot)*1e3:.1f} | {med(gem)*1e3:.1f} | {med(tot)/med(gem):.2f} | {med(r3):.2f} | {med(gf):.0f} |")
+            print(f"| {model} | {core} | {med(tot)*1e3:.1f} | {med(gem)*1e3:.1f} | {med(tot)/med(gem):.2f} | {med(r3):.2f} "
+                  f"| {med(r3i):.2f} | {med(r3w):.2f} | {med(gf):.0f} |")
 print("\n### Training iterations (one process, batch 2)\n")
 print("| model | kernels | BLAS threads | s / iteration | images / s |")
 print("| --- | --- | --- | --- | --- |")

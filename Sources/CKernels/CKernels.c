@@ -61,12 +61,17 @@ double spade_dot(const float *restrict a, const float *restrict b, size_t n) {
 
 SPADE_CLONES
 void spade_spectral_norm_grad(const float *restrict g, const float *restrict u, const float *restrict v,
-                              size_t rows, size_t cols, float sigma, float coef, float *restrict grad_orig) {
+                              size_t rows, size_t cols, float sigma, float coef, int accumulate,
+                              float *restrict grad_orig) {
     for (size_t r = 0; r < rows; r++) {
         const float ur = u[r] * coef;
         const float *restrict gr = g + r * cols;
         float *restrict out = grad_orig + r * cols;
-        for (size_t c = 0; c < cols; c++) out[c] += gr[c] / sigma - ur * v[c];
+        if (accumulate) {
+            for (size_t c = 0; c < cols; c++) out[c] += gr[c] / sigma - ur * v[c];
+        } else {
+            for (size_t c = 0; c < cols; c++) out[c] = gr[c] / sigma - ur * v[c];
+        }
     }
 }
 
@@ -88,4 +93,16 @@ int spade_divide_all_finite(float *restrict x, size_t n, float scale) {
     float total = 0;
     for (int j = 0; j < 16; j++) total += probe[j];
     return total == 0.0f;
+}
+
+SPADE_CLONES
+double spade_sum_squared_deviation(const float *restrict x, size_t n, double mean) {
+    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) { const double d = (double)x[i + j] - mean; lane[j] += d * d; }
+    double total = 0;
+    for (; i < n; i++) { const double d = (double)x[i] - mean; total += d * d; }
+    for (int j = 0; j < 8; j++) total += lane[j];
+    return total;
 }

@@ -48,7 +48,7 @@ void spade_winograd_filter(const float *restrict g, float *restrict u, size_t co
 }
 
 SPADE_CLONES
-void spade_winograd_filter_grad(const float *restrict du, float *restrict dg, size_t cout, size_t cin) {
+void spade_winograd_filter_grad(const float *restrict du, float *restrict dg, size_t cout, size_t cin, int accumulate) {
     const size_t plane = cout * cin;
     for (size_t p = 0; p < plane; p++) {
         float t[4][3];   // dU G
@@ -59,11 +59,14 @@ void spade_winograd_filter_grad(const float *restrict du, float *restrict dg, si
             t[i][1] = 0.5f * (d1 - d2);
             t[i][2] = 0.5f * (d1 + d2) + d3;
         }
-        float *w = dg + 9 * p;   // G^T (dU G), accumulated
+        float *w = dg + 9 * p;   // G^T (dU G), accumulated or overwritten
         for (int b = 0; b < 3; b++) {
-            w[b] += t[0][b] + 0.5f * (t[1][b] + t[2][b]);
-            w[3 + b] += 0.5f * (t[1][b] - t[2][b]);
-            w[6 + b] += 0.5f * (t[1][b] + t[2][b]) + t[3][b];
+            const float r0 = t[0][b] + 0.5f * (t[1][b] + t[2][b]);
+            const float r1 = 0.5f * (t[1][b] - t[2][b]);
+            const float r2 = 0.5f * (t[1][b] + t[2][b]) + t[3][b];
+            w[b] = accumulate ? w[b] + r0 : r0;
+            w[3 + b] = accumulate ? w[3 + b] + r1 : r1;
+            w[6 + b] = accumulate ? w[6 + b] + r2 : r2;
         }
     }
 }

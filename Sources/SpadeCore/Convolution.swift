@@ -65,28 +65,34 @@ public func convForward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Fl
 }
 
 /// Backward of `convForward`. Accumulates (`+=`) into whichever of dweight,
-/// dbias, dx is given; nil means "not needed" and skips that work. dweight is the
-/// gradient w.r.t. the scaled weight (weightScale * weight).
+/// dbias, dx is given; nil means "not needed" and skips that work. With
+/// `accumulateParameterGradients: false`, dweight and dbias are overwritten instead
+/// (no need to zero them first). dweight is the gradient w.r.t. the scaled weight
+/// (weightScale * weight).
 /// dy may cover only the first dy.n samples of x (the rest get no gradient).
 /// `winogradInput` is what `convForward` kept there (consumed: overwritten).
 public func convBackward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Float = 1, cout: Int, geometry g: ConvGeometry,
                          dy: Tensor, dweight: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?,
                          dx: Tensor?, workspace: Workspace, algorithm: ConvAlgorithm? = nil,
-                         winogradInput: UnsafeMutablePointer<Float>? = nil) {
+                         winogradInput: UnsafeMutablePointer<Float>? = nil, accumulateParameterGradients: Bool = true) {
     precondition(dy.c == cout && dy.h == g.outH && dy.w == g.outW && dy.n <= x.n, "conv backward shapes")
     if let dx { precondition(dx.n == dy.n && dx.c == g.cin && dx.h == g.h && dx.w == g.w) }
+    precondition(dy.n > 0, "conv backward without samples")
     let p = g.outH * g.outW, k = g.colRows
+    let overwrite = !accumulateParameterGradients
     if let dbias {
         for n in 0..<dy.n {
             for o in 0..<cout {
-                dbias[o] += Float(spade_sum(dy.sample(n) + o * p, p))   // long sums: accumulated in double
+                let sum = Float(spade_sum(dy.sample(n) + o * p, p))   // long sums: accumulated in double
+                dbias[o] = overwrite && n == 0 ? sum : dbias[o] + sum
             }
         }
     }
     if dweight == nil && dx == nil { return }
     if usesWinograd(g, algorithm ?? workspace.convAlgorithm) {
         winogradBackward(x: x, weight: weight, weightScale: weightScale, cout: cout, geometry: g, dy: dy,
-                         dweight: dweight, dx: dx, workspace: workspace, savedInput: winogradInput)
+                         dweight: dweight, dx: dx, workspace: workspace, savedInput: winogradInput,
+                         accumulateWeightGradient: accumulateParameterGradients)
         return
     }
     if isPointwise(g) {
@@ -94,7 +100,7 @@ public func convBackward(x: Tensor, weight: UnsafePointer<Float>, weightScale: F
             // dW[Cout, Cin] += dY_n[Cout, P] * X_n[Cin, P]^T ;  dX_n[Cin, P] += W^T * dY_n
             if let dweight {
                 sgemm(transB: true, m: cout, n: k, k: p, a: dy.sample(n), lda: p, b: x.sample(n), ldb: p,
-                      beta: 1, c: dweight, ldc: k)
+                      beta: overwrite && n == 0 ? 0 : 1, c: dweight, ldc: k)
             }
             if let dx {
                 sgemm(transA: true, m: k, n: p, k: cout, alpha: weightScale, a: weight, lda: k, b: dy.sample(n), ldb: p,
@@ -125,7 +131,7 @@ public func convBackward(x: Tensor, weight: UnsafePointer<Float>, weightScale: F
             // term 1: dW[Cout, K] += dY[Cout, cols] * col[K, cols]^T
             im2col(x.sample(n0), samples: gs, g, col: col)
             sgemm(transB: true, m: cout, n: k, k: cols, a: dyGroup, lda: cols, b: col, ldb: cols,
-                  beta: 1, c: dweight, ldc: k)
+                  beta: overwrite && n0 == 0 ? 0 : 1, c: dweight, ldc: k)
         }
         if let dx {
             // term 2: dcol[K, cols] = W^T * dY, folded back by col2im (reuses the col buffer)

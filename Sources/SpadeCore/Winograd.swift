@@ -71,11 +71,12 @@ func winogradForward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Float
     }
 }
 
-/// dweight (w.r.t. the scaled weight) and dx are accumulated; either may be nil.
-/// `savedInput` is forward's V (used when dy covers all samples; overwritten with dV).
+/// dweight (w.r.t. the scaled weight; accumulated or overwritten) and dx (accumulated);
+/// either may be nil. `savedInput` is forward's V (used when dy covers all samples;
+/// overwritten with dV).
 func winogradBackward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Float, cout: Int, geometry g: ConvGeometry,
                       dy: Tensor, dweight: UnsafeMutablePointer<Float>?, dx: Tensor?, workspace: Workspace,
-                      savedInput: UnsafeMutablePointer<Float>?) {
+                      savedInput: UnsafeMutablePointer<Float>?, accumulateWeightGradient: Bool) {
     let tiles = WinogradTiles(g), cin = g.cin
     let scratch = workspace.buffer(4, count: spade_winograd_scratch(g.h, g.w))
     let saved = dy.n == x.n ? savedInput : nil
@@ -110,7 +111,7 @@ func winogradBackward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Floa
         }
         n0 += gs
     }
-    if let dweight, let du { spade_winograd_filter_grad(du, dweight, cout, cin) }
+    if let dweight, let du { spade_winograd_filter_grad(du, dweight, cout, cin, accumulateWeightGradient ? 1 : 0) }
 }
 
 /// The GEMMs `winogradForward` + `winogradBackward` issue for `samples` samples.

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import SpadeCore
 
@@ -42,11 +43,12 @@ public final class BatchNorm {
             let n = Double(x.n * p)
             stats[0] = n
             for c in 0..<channels {
+                // two passes in double (C kernels with independent lanes, so they vectorize)
                 var s = 0.0
-                for i in 0..<x.n { let row = x.sample(i) + c * p; for j in 0..<p { s += Double(row[j]) } }
+                for i in 0..<x.n { s += spade_sum(x.sample(i) + c * p, p) }
                 let mean = s / n
                 var m2 = 0.0
-                for i in 0..<x.n { let row = x.sample(i) + c * p; for j in 0..<p { let d = Double(row[j]) - mean; m2 += d * d } }
+                for i in 0..<x.n { m2 += spade_sum_squared_deviation(x.sample(i) + c * p, p, mean) }
                 stats[1 + c] = s
                 stats[1 + channels + c] = m2 + n * mean * mean
             }
@@ -103,8 +105,9 @@ public final class BatchNorm {
         for c in 0..<channels {
             var s = 0.0, sx = 0.0
             for i in 0..<dy.n {
-                let g = dy.sample(i) + c * p, xh = xhat.sample(i) + c * p
-                for j in 0..<p { s += Double(g[j]); sx += Double(g[j]) * Double(xh[j]) }
+                let g = dy.sample(i) + c * p
+                s += spade_sum(g, p)
+                sx += spade_dot(g, xhat.sample(i) + c * p, p)
             }
             sums[c] = s; sums[channels + c] = sx
         }

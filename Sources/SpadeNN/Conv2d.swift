@@ -84,26 +84,32 @@ public final class Conv2d {
         return y
     }
 
-    /// Accumulates parameter gradients (if `parameterGradients`) and adds dL/dx into `dx` (if given).
+    /// Adds parameter gradients (if `parameterGradients`; the step's first write overwrites,
+    /// see ModelState.beginGradients) and adds dL/dx into `dx` (if given).
     public func backward(_ dy: Tensor, dx: Tensor?, parameterGradients: Bool, _ ctx: Context) {
         guard let x = input else { preconditionFailure("backward before forward") }
         let g = geometry(h: x.h, w: x.w)
         var dW: UnsafeMutablePointer<Float>? = nil
+        let accumulate = state.hasGradient(weight)   // weights and biases of a conv are written together
         if parameterGradients {
             // spectral: dL/d(W / sigma) first, then through sigma into weight_orig's gradient
-            dW = spectral ? ctx.arena.zeros(weightCount) : state.grad(weight)
+            dW = !spectral ? state.grad(weight) : accumulate ? ctx.arena.zeros(weightCount) : ctx.arena.floats(weightCount)
         }
         convBackward(x: x, weight: state.value(weight), weightScale: spectral ? 1 / sigma : 1, cout: cout, geometry: g,
                      dy: dy, dweight: dW, dbias: parameterGradients ? bias.map { state.grad($0) } : nil, dx: dx,
-                     workspace: ctx.workspace, algorithm: algorithm, winogradInput: winogradInput)
+                     workspace: ctx.workspace, algorithm: algorithm, winogradInput: winogradInput,
+                     accumulateParameterGradients: accumulate)
         winogradInput = nil   // consumed (overwritten by backward)
         guard parameterGradients else { return }
         if spectral {
             SpectralNorm.backward(gradNormalized: dW!, weightOrig: state.value(weight), rows: cout,
                                   cols: cin * kernel * kernel, u: state.buffer(u!), v: state.buffer(v!),
-                                  sigma: sigma, gradOrig: state.grad(weight))
+                                  sigma: sigma, accumulate: accumulate, gradOrig: state.grad(weight))
         }
-        for p in weights + biases { ctx.gradientReady(p, state) }
+        for p in weights + biases {
+            state.markGradientWritten(p)
+            ctx.gradientReady(p, state)
+        }
         ctx.poll()
     }
 }

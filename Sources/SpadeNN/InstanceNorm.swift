@@ -1,3 +1,4 @@
+import CKernels
 import SpadeCore
 
 /// InstanceNorm2d(affine=False): per sample and channel over H*W, biased
@@ -14,11 +15,8 @@ public final class InstanceNorm {
         let p = x.plane
         for k in 0..<(x.n * x.c) {
             let src = x.data + k * p, dst = y.data + k * p
-            var s = 0.0
-            for j in 0..<p { s += Double(src[j]) }
-            let mean = s / Double(p)
-            var m2 = 0.0
-            for j in 0..<p { let d = Double(src[j]) - mean; m2 += d * d }
+            let mean = spade_sum(src, p) / Double(p)
+            let m2 = spade_sum_squared_deviation(src, p, mean)
             let istd = 1 / (m2 / Double(p) + TorchConstants.instanceNormEps).squareRoot()
             let a = Float(istd), b = Float(-mean * istd)
             inv[k] = a
@@ -35,8 +33,7 @@ public final class InstanceNorm {
         let p = dy.plane
         for k in 0..<(dy.n * dy.c) {
             let g = dy.data + k * p, xh = xhat.data + k * p, o = dx.data + k * p
-            var s = 0.0, sx = 0.0
-            for j in 0..<p { s += Double(g[j]); sx += Double(g[j]) * Double(xh[j]) }
+            let s = spade_sum(g, p), sx = spade_dot(g, xh, p)
             let meanDy = Float(s / Double(p)), meanDyX = Float(sx / Double(p)), a = inv[k]
             for j in 0..<p { o[j] += (g[j] - meanDy - xh[j] * meanDyX) * a }
         }

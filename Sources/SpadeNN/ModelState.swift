@@ -83,6 +83,33 @@ public final class ModelState {
 
     public func zeroGradients() { grads.update(repeating: 0, count: parameterCount) }
 
+    // A step's gradients without a zeroing pass over all of them: every parameter's
+    // first gradient write of the step overwrites, later ones accumulate, and whatever
+    // no backward wrote is zeroed at the end.
+    private var gradientWritten: [Bool] = []
+
+    /// Starts a step: the next gradient write of every parameter overwrites.
+    public func beginGradients() {
+        gradientWritten = [Bool](repeating: false, count: params.count)
+    }
+
+    /// Whether `p`'s gradient already holds a contribution (accumulate) or not (overwrite).
+    public func hasGradient(_ p: ParamRef) -> Bool {
+        p.index < gradientWritten.count ? gradientWritten[p.index] : true
+    }
+
+    public func markGradientWritten(_ p: ParamRef) {
+        if p.index < gradientWritten.count { gradientWritten[p.index] = true }
+    }
+
+    /// Ends a step's backward: zeroes the gradients of parameters no backward wrote.
+    public func finishGradients() {
+        for (i, written) in gradientWritten.enumerated() where !written {
+            (grads + params[i].offset).update(repeating: 0, count: params[i].count)
+        }
+        gradientWritten = [Bool](repeating: true, count: params.count)
+    }
+
     public var valueBuffer: UnsafeMutableBufferPointer<Float> { .init(start: values, count: parameterCount) }
     public var gradientBuffer: UnsafeMutableBufferPointer<Float> { .init(start: grads, count: parameterCount) }
     public var floatBuffers: UnsafeMutableBufferPointer<Float> { .init(start: bufferValues, count: bufferCount) }

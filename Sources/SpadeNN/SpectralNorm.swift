@@ -24,9 +24,10 @@ public enum SpectralNorm {
             sgemv(m: rows, n: cols, a: w, lda: cols, x: v, beta: 0, y: wv)
             let un = max(squaredNorm(wv, rows).squareRoot(), eps)
             for r in 0..<rows { u[r] = Float(Double(wv[r]) / un) }
+        } else {
+            sgemv(m: rows, n: cols, a: w, lda: cols, x: v, beta: 0, y: wv)
         }
-        // sigma = u . (W v)
-        sgemv(m: rows, n: cols, a: w, lda: cols, x: v, beta: 0, y: wv)
+        // sigma = u . (W v); after the power iteration W v is already in wv (same W, same v)
         var sigmaD = 0.0
         for r in 0..<rows { sigmaD += Double(u[r]) * Double(wv[r]) }
         return Float(sigmaD)
@@ -43,14 +44,15 @@ public enum SpectralNorm {
         return s
     }
 
-    /// dWorig += G / sigma - (sum(G * Worig) / sigma^2) * u v^T, G = dL/d(W/sigma).
+    /// dWorig (+)= G / sigma - (sum(G * Worig) / sigma^2) * u v^T, G = dL/d(W/sigma);
+    /// `accumulate: false` overwrites dWorig.
     public static func backward(gradNormalized g: UnsafePointer<Float>, weightOrig w: UnsafePointer<Float>,
                                 rows: Int, cols: Int, u: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                                sigma: Float, gradOrig: UnsafeMutablePointer<Float>) {
+                                sigma: Float, accumulate: Bool = true, gradOrig: UnsafeMutablePointer<Float>) {
         let gw = spade_dot(g, w, rows * cols)
         let s = Double(sigma)
         let coef = Float(gw / (s * s))   // term 2: through sigma; term 1: direct
-        spade_spectral_norm_grad(g, u, v, rows, cols, sigma, coef, gradOrig)
+        spade_spectral_norm_grad(g, u, v, rows, cols, sigma, coef, accumulate ? 1 : 0, gradOrig)
     }
 
 }

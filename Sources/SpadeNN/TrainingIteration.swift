@@ -27,8 +27,9 @@ public final class TrainingIteration {
         self.context = context
     }
 
-    /// Zeroes gradients, runs forward and backward for one batch. `semantics` (B, semanticNC, H, W)
-    /// and `image` (B, 3, H, W) are NCHW arrays. With `generatorStep: false` (the extra
+    /// Runs forward and backward for one batch; gradients are this batch's alone (parameters
+    /// that get none are zeroed). `semantics` (B, semanticNC, H, W) and `image` (B, 3, H, W)
+    /// are NCHW arrays. With `generatorStep: false` (the extra
     /// discriminator steps of d_steps_per_g), only D's gradients are computed.
     public func computeGradients(semantics: [Float], image: [Float], batch b: Int,
                                  generatorStep: Bool = true) -> GANLosses {
@@ -37,8 +38,12 @@ public final class TrainingIteration {
         precondition(semantics.count == b * nc * h * w && image.count == b * 3 * h * w,
                      "batch of \(b) at \(h)x\(w) with \(nc) semantic channels expected")
         arena.reset()
-        generator.state.zeroGradients()
-        discriminator.state.zeroGradients()
+        generator.state.beginGradients()
+        discriminator.state.beginGradients()
+        defer {
+            generator.state.finishGradients()
+            discriminator.state.finishGradients()
+        }
         let seg = arena.tensor(b, nc, h, w); seg.copy(from: semantics)
         let real = arena.tensor(b, 3, h, w); real.copy(from: image)
 

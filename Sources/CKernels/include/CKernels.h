@@ -17,14 +17,17 @@ void spade_adam_update(float *p, const float *g, float *m, float *v, size_t n,
 
 /// Sum of n floats, accumulated in double (bias gradients over whole feature maps).
 double spade_sum(const float *x, size_t n);
+/// Sum of (x - mean)^2 over n floats, in double (batch-norm variance).
+double spade_sum_squared_deviation(const float *x, size_t n, double mean);
 /// Dot product of n floats, accumulated in double.
 double spade_dot(const float *a, const float *b, size_t n);
 /// x /= scale (a true division, as PyTorch's averaging; scale 1: untouched); returns 1 if every
 /// result is finite, 0 if any is NaN or infinite.
 int spade_divide_all_finite(float *x, size_t n, float scale);
-/// Spectral norm's direct and sigma terms: grad_orig[r][c] += g[r][c] / sigma - (u[r] * coef) * v[c].
+/// Spectral norm's direct and sigma terms: grad_orig[r][c] (+)= g[r][c] / sigma - (u[r] * coef) * v[c]
+/// (accumulated if accumulate != 0, else overwritten).
 void spade_spectral_norm_grad(const float *g, const float *u, const float *v, size_t rows, size_t cols,
-                              float sigma, float coef, float *grad_orig);
+                              float sigma, float coef, int accumulate, float *grad_orig);
 
 // Winograd F(2x2, 3x3) transforms (Winograd.c): 3x3 stride-1 pad-1 convolutions as 16
 // GEMMs over channels. t = (s * th + ty) * tw + tx with th = ceil(h/2), tw = ceil(w/2),
@@ -38,8 +41,8 @@ static inline size_t spade_winograd_scratch(size_t h, size_t w) {
 
 /// U = G g G^T for weights g[cout][cin][3][3].
 void spade_winograd_filter(const float *g, float *u, size_t cout, size_t cin);
-/// dg[cout][cin][3][3] += G^T dU G.
-void spade_winograd_filter_grad(const float *du, float *dg, size_t cout, size_t cin);
+/// dg[cout][cin][3][3] += G^T dU G (accumulate != 0), or = (accumulate == 0).
+void spade_winograd_filter_grad(const float *du, float *dg, size_t cout, size_t cin, int accumulate);
 /// V = B^T d B for every 4x4 input tile of x (samples, channels, h, w).
 void spade_winograd_input(const float *x, float *v, size_t samples, size_t channels, size_t h, size_t w,
                           float *scratch);
