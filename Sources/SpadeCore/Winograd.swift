@@ -16,7 +16,7 @@ public enum ConvAlgorithm: Sendable {
 public func usesWinograd(_ g: ConvGeometry, _ algorithm: ConvAlgorithm) -> Bool {
     guard g.kernel == 3 && g.stride == 1 && g.pad == 1 else { return false }
     switch algorithm {
-    case .automatic: return g.h * g.w >= 1024 && min(g.h, g.w) >= 8   // from `bench conv`: 32x32 wins, 16x16 ties
+    case .automatic: return g.h * g.w >= 1024 && min(g.h, g.w) >= 8   // `bench conv`: wins from 32x32, ~10% slower at 16x16
     case .im2col: return false
     case .winograd: return true
     }
