@@ -119,6 +119,63 @@ final class LayerTests: XCTestCase {
         }
     }
 
+    /// `accumulateParameterGradients: false` overwrites dweight and dbias: starting from NaN
+    /// (any read of the old value would show), every path (im2col in sample groups, Winograd
+    /// in groups, pointwise, strided) gives what accumulating into zeros gives.
+    func testParameterGradientsOverwriteOnRequest() {
+        var rng = SplitMix64(seed: 11)
+        for (k, s, p, algorithm) in [(3, 1, 1, ConvAlgorithm.im2col), (3, 1, 1, .winograd), (1, 1, 0, .automatic), (4, 2, 1, .automatic)] {
+            let g = ConvGeometry(cin: 3, kernel: k, stride: s, pad: p, h: 9, w: 8)
+            let arena = Arena(), ws = Workspace(columnBudgetFloats: 1, convAlgorithm: algorithm)   // 1-sample groups
+            let x = arena.tensor(3, 3, 9, 8); x.copy(from: (0..<(3 * 3 * 72)).map { _ in Float(rng.uniform(-1, 1)) })
+            let weight = (0..<(4 * 3 * k * k)).map { _ in Float(rng.uniform(-1, 1)) }
+            let dy = arena.tensor(3, 4, g.outH, g.outW); dy.copy(from: (0..<(3 * 4 * g.outH * g.outW)).map { _ in Float(rng.uniform(-1, 1)) })
+            var results: [[Float]] = []
+            for accumulate in [true, false] {
+                var dw = [Float](repeating: accumulate ? 0 : .nan, count: weight.count)
+                var db = [Float](repeating: accumulate ? 0 : .nan, count: 4)
+                convBackward(x: x, weight: weight, cout: 4, geometry: g, dy: dy, dweight: &dw, dbias: &db, dx: nil,
+                             workspace: ws, accumulateParameterGradients: accumulate)
+                results.append(dw + db)
+            }
+            XCTAssertEqual(results[1], results[0], "k\(k) s\(s) \(algorithm): overwrite vs accumulate into zeros")
+        }
+    }
+
+    /// A step's gradients: after beginGradients the first write overwrites (stale values are
+    /// gone), later writes in the step add, and finishGradients zeroes what nobody wrote.
+    func testStepGradientsOverwriteAccumulateAndZero() {
+        let state = ModelState()
+        let used = Conv2d(state, "used.", cin: 2, cout: 3, kernel: 3, pad: 1, spectral: true)
+        let unused = Conv2d(state, "unused.", cin: 2, cout: 3, kernel: 3, pad: 1)
+        state.finalize()
+        var rng = SplitMix64(seed: 5)
+        for p in [used.weight, unused.weight] {
+            let w = state.value(p)
+            for i in 0..<18 { w[i] = Float(rng.uniform(-1, 1)) }
+        }
+        state.floatTensor(named: "used.weight_u")!.pointer.update(repeating: 0.5, count: 3)   // u, v: any non-zero start
+        state.floatTensor(named: "used.weight_v")!.pointer.update(repeating: 0.25, count: 18)
+        let arena = Arena(), ctx = Context(arena: arena, workspace: Workspace())
+        let x = arena.tensor(2, 2, 5, 4); x.copy(from: (0..<80).map { _ in Float(rng.uniform(-1, 1)) })
+        let dy = arena.tensor(2, 3, 5, 4); dy.copy(from: (0..<120).map { _ in Float(rng.uniform(-1, 1)) })
+        _ = used.forward(x, mode: .eval, ctx)
+        used.backward(dy, dx: nil, parameterGradients: true, ctx)   // legacy: accumulates into the zeroed buffer
+        let once = state.gradientBuffer.map { $0 }
+        state.gradientBuffer.update(repeating: .nan)                 // stale garbage from an earlier step
+        state.beginGradients()
+        used.backward(dy, dx: nil, parameterGradients: true, ctx)
+        used.backward(dy, dx: nil, parameterGradients: true, ctx)
+        state.finishGradients()
+        for (p, conv) in [(used.weight, "used"), (used.bias!, "used bias"), (unused.weight, "unused"), (unused.bias!, "unused bias")] {
+            let entry = state.params[p.index]
+            let got = Array(state.gradientBuffer[entry.offset..<(entry.offset + entry.count)])
+            let expected = conv.hasPrefix("unused") ? [Float](repeating: 0, count: entry.count)
+                : once[entry.offset..<(entry.offset + entry.count)].map { 2 * $0 }
+            assertClose(got, expected, rel: 1e-6, "\(conv): first write overwrites, second adds, unwritten zeroed")
+        }
+    }
+
     func testSpectralNorm() throws {
         let fx = try Fixtures.load("spectral_norm")
         for c in ["train0", "train1", "train2", "eval0"] {
