@@ -1,11 +1,6 @@
 #include "CKernels.h"
+#include "Clones.h"
 #include <math.h>
-
-#if defined(__x86_64__) && defined(__linux__)
-#define SPADE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define SPADE_CLONES
-#endif
 
 SPADE_CLONES
 void spade_adam_update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,

@@ -21,13 +21,9 @@
 // output rows 2ty, 2ty+1 and columns 2tx, 2tx+1 (outside the image: dropped).
 
 #include "CKernels.h"
+#include "Clones.h"
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__linux__)
-#define SPADE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define SPADE_CLONES
-#endif
 
 SPADE_CLONES
 void spade_winograd_filter(const float *restrict g, float *restrict u, size_t cout, size_t cin) {
