@@ -18,6 +18,12 @@ func groupSize(_ g: ConvGeometry, samples: Int, budget: Int) -> Int {
 @inline(__always)
 func isPointwise(_ g: ConvGeometry) -> Bool { g.kernel == 1 && g.stride == 1 && g.pad == 0 }
 
+/// The path that computes a convolution: "winograd", "pointwise" (1x1: X is its own
+/// column matrix) or "im2col" (for benchmarks and logs).
+public func convPathName(_ g: ConvGeometry, _ algorithm: ConvAlgorithm) -> String {
+    usesWinograd(g, algorithm) ? "winograd" : isPointwise(g) ? "pointwise" : "im2col"
+}
+
 /// y = conv(x, weightScale * weight) + bias.  x (N, Cin, H, W), weight (Cout, Cin, k, k),
 /// y (N, Cout, outH, outW). The scale rides on the GEMM's alpha (spectral norm's 1/sigma),
 /// so a scaled copy of the weight is never materialised. `algorithm` overrides the workspace's.

@@ -140,10 +140,9 @@ public enum Benchmarks {
             }
             let shapes = convGEMMShapes(cout: conv.cout, geometry: g, samples: n, workspace: ws, algorithm: .im2col)
             let issued = convGEMMShapes(cout: conv.cout, geometry: g, samples: n, workspace: ws, algorithm: conv.algorithm)
-            let winograd = usesWinograd(g, conv.algorithm ?? ws.convAlgorithm)
-            let algorithm = winograd ? "winograd" : (g.kernel == 1 && g.stride == 1 && g.pad == 0 ? "pointwise" : "im2col")
+            let algorithm = convPathName(g, conv.algorithm ?? ws.convAlgorithm)
             let gemmTime = rawGEMMSeconds(shapes, repeats: repeats)
-            let issuedTime = winograd ? rawGEMMSeconds(issued, repeats: repeats) : gemmTime
+            let issuedTime = algorithm == "winograd" ? rawGEMMSeconds(issued, repeats: repeats) : gemmTime
             let gflop = shapes.reduce(0) { $0 + $1.flops } * 1e-9
             results.append(ConvTiming(name: (it.generator.convLayers.contains { $0 === conv } ? "netG." : "netD.") + conv.name,
                                       kernel: conv.kernel, stride: conv.stride, cin: conv.cin, cout: conv.cout,
