@@ -1,6 +1,7 @@
 #include "CKernels.h"
 #include "Clones.h"
 #include <math.h>
+#include <stdint.h>
 
 SPADE_CLONES
 void spade_adam_update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,
@@ -70,24 +71,39 @@ void spade_spectral_norm_grad(const float *restrict g, const float *restrict u, 
     }
 }
 
+/// 1 for Inf and NaN (exponent bits all ones), else 0.
+static inline uint32_t exponent_all_ones(float f) {
+    const union { float f; uint32_t u; } bits = {f};
+    return (bits.u & 0x7f800000u) == 0x7f800000u;
+}
+
 SPADE_CLONES
 int spade_divide_all_finite(float *restrict x, size_t n, float scale) {
-    // x - x is 0 for finite x and NaN for NaN/Inf; sixteen independent probes keep the loop
-    // free of a serial dependency so that it vectorizes.
-    float probe[16] = {0};
-    size_t i = 0;
-    if (scale != 1.0f) {
-        for (; i + 16 <= n; i += 16)
-            for (int j = 0; j < 16; j++) { const float v = x[i + j] / scale; x[i + j] = v; probe[j] += v - v; }
-        for (; i < n; i++) { const float v = x[i] / scale; x[i] = v; probe[0] += v - v; }
+    // Finiteness from the exponent bits (all ones: Inf or NaN), OR-ed: an integer reduction,
+    // so the loop vectorizes. Dividing by a power of two is multiplying by its reciprocal,
+    // bit for bit (both are the correctly rounded x / scale); other scales divide.
+    int exponent;
+    const int power_of_two = frexpf(scale, &exponent) == 0.5f;
+    const float inverse = 1.0f / scale;
+    uint32_t nonfinite = 0;
+    if (scale == 1.0f) {
+        for (size_t i = 0; i < n; i++) {
+            nonfinite |= exponent_all_ones(x[i]);
+        }
+    } else if (power_of_two) {
+        for (size_t i = 0; i < n; i++) {
+            const float v = x[i] * inverse;
+            x[i] = v;
+            nonfinite |= exponent_all_ones(v);
+        }
     } else {
-        for (; i + 16 <= n; i += 16)
-            for (int j = 0; j < 16; j++) probe[j] += x[i + j] - x[i + j];
-        for (; i < n; i++) probe[0] += x[i] - x[i];
+        for (size_t i = 0; i < n; i++) {
+            const float v = x[i] / scale;
+            x[i] = v;
+            nonfinite |= exponent_all_ones(v);
+        }
     }
-    float total = 0;
-    for (int j = 0; j < 16; j++) total += probe[j];
-    return total == 0.0f;
+    return nonfinite == 0;
 }
 
 SPADE_CLONES

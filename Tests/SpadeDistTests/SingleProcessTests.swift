@@ -46,6 +46,28 @@ final class SingleProcessTests: XCTestCase {
         XCTAssertFalse(finite)
     }
 
+    /// The averaging kernel: bit for bit x / N for N = 1..5 (powers of two take the reciprocal
+    /// path), denormals included, and a NaN or Inf anywhere (also in the unrolled tail) reported.
+    func testAveragingIsTrueDivisionAndFindsNonFiniteValues() {
+        var rng = SystemRandomNumberGenerator()
+        let values: [Float] = (0..<1003).map { i in
+            i % 97 == 0 ? Float(bitPattern: UInt32.random(in: 1...0x7fffff, using: &rng))   // denormals
+                : Float.random(in: -1e3...1e3, using: &rng) * (i % 5 == 0 ? 1e-30 : 1)
+        }
+        for n in 1...5 {
+            var x = values
+            let finite = x.withUnsafeMutableBufferPointer { GradientAllReducer.divide($0, by: Float(n), checkFinite: true) }
+            XCTAssertTrue(finite, "N = \(n)")
+            XCTAssertEqual(x.map(\.bitPattern), values.map { ($0 / Float(n)).bitPattern }, "N = \(n): x / N bit for bit")
+            for (position, bad) in [(0, Float.nan), (500, Float.infinity), (1002, -Float.infinity), (1001, Float.nan)] {
+                var y = values
+                y[position] = bad
+                let ok = y.withUnsafeMutableBufferPointer { GradientAllReducer.divide($0, by: Float(n), checkFinite: true) }
+                XCTAssertFalse(ok, "N = \(n): \(bad) at \(position) not found")
+            }
+        }
+    }
+
     func testBucketingFollowsBackwardOrderAndDetectsContiguity() {
         let base = UnsafeMutablePointer<Float>.allocate(capacity: 1000)
         defer { base.deallocate() }
