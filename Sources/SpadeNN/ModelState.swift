@@ -81,17 +81,13 @@ public final class ModelState {
     @inline(__always) public func grad(_ p: ParamRef) -> UnsafeMutablePointer<Float> { grads + params[p.index].offset }
     @inline(__always) public func buffer(_ b: BufferRef) -> UnsafeMutablePointer<Float> { bufferValues + buffers[b.index].offset }
 
-    public func zeroGradients() { grads.update(repeating: 0, count: parameterCount) }
-
     // A step's gradients without a zeroing pass over all of them: every parameter's
     // first gradient write of the step overwrites, later ones accumulate, and whatever
     // no backward wrote is zeroed at the end.
     private var gradientWritten: [Bool] = []
 
     /// Starts a step: the next gradient write of every parameter overwrites.
-    public func beginGradients() {
-        gradientWritten = [Bool](repeating: false, count: params.count)
-    }
+    public func beginGradients() { setGradientsWritten(false) }
 
     /// Whether `p`'s gradient already holds a contribution (accumulate) or not (overwrite).
     public func hasGradient(_ p: ParamRef) -> Bool {
@@ -107,7 +103,13 @@ public final class ModelState {
         for (i, written) in gradientWritten.enumerated() where !written {
             (grads + params[i].offset).update(repeating: 0, count: params[i].count)
         }
-        gradientWritten = [Bool](repeating: true, count: params.count)
+        setGradientsWritten(true)
+    }
+
+    /// All flags at once, in place after the first step (no allocation per step).
+    private func setGradientsWritten(_ value: Bool) {
+        if gradientWritten.count != params.count { gradientWritten = [Bool](repeating: value, count: params.count) }
+        for i in gradientWritten.indices { gradientWritten[i] = value }
     }
 
     public var valueBuffer: UnsafeMutableBufferPointer<Float> { .init(start: values, count: parameterCount) }
