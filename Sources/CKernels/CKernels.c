@@ -3,13 +3,24 @@
 #include <math.h>
 #include <stdint.h>
 
+/// The summed gradient divided by the number of replicas, as PyTorch averages before the step:
+/// a power of two multiplies by its exact reciprocal (bit for bit the correctly rounded
+/// quotient), other divisors divide.
+static inline int is_power_of_two(float d) {
+    int exponent;
+    return frexpf(d, &exponent) == 0.5f;
+}
+
 SPADE_CLONES
-void spade_adam_update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,
-                       float w, float b2, float c2, float step, float bc2_sqrt, float eps) {
+void spade_adam_update(float *restrict p, const float *restrict g_sum, float divisor, float *restrict m,
+                       float *restrict v, size_t n, float w, float b2, float c2, float step, float bc2_sqrt,
+                       float eps) {
+    const int reciprocal = is_power_of_two(divisor);
+    const float inverse = 1.0f / divisor;
     if (w == 1.0f) {
         // beta1 = 0 (SPADE's setting): torch.lerp(m, g, 1) is g, so the old m is never read.
         for (size_t i = 0; i < n; i++) {
-            const float gi = g[i];
+            const float gi = reciprocal ? g_sum[i] * inverse : g_sum[i] / divisor;
             const float vn = v[i] * b2 + (c2 * gi) * gi;
             m[i] = gi;
             v[i] = vn;
@@ -21,7 +32,7 @@ void spade_adam_update(float *restrict p, const float *restrict g, float *restri
     const float r = 1.0f - w;
     const int low = w < 0.5f;
     for (size_t i = 0; i < n; i++) {
-        const float gi = g[i];
+        const float gi = reciprocal ? g_sum[i] * inverse : g_sum[i] / divisor;
         const float mn = low ? m[i] + w * (gi - m[i]) : gi - (gi - m[i]) * r;
         const float vn = v[i] * b2 + (c2 * gi) * gi;
         m[i] = mn;
@@ -78,31 +89,11 @@ static inline uint32_t exponent_all_ones(float f) {
 }
 
 SPADE_CLONES
-int spade_divide_all_finite(float *restrict x, size_t n, float scale) {
+int spade_all_finite(const float *restrict x, size_t n) {
     // Finiteness from the exponent bits (all ones: Inf or NaN), OR-ed: an integer reduction,
-    // so the loop vectorizes. Dividing by a power of two is multiplying by its reciprocal,
-    // bit for bit (both are the correctly rounded x / scale); other scales divide.
-    int exponent;
-    const int power_of_two = frexpf(scale, &exponent) == 0.5f;
-    const float inverse = 1.0f / scale;
+    // so the loop vectorizes.
     uint32_t nonfinite = 0;
-    if (scale == 1.0f) {
-        for (size_t i = 0; i < n; i++) {
-            nonfinite |= exponent_all_ones(x[i]);
-        }
-    } else if (power_of_two) {
-        for (size_t i = 0; i < n; i++) {
-            const float v = x[i] * inverse;
-            x[i] = v;
-            nonfinite |= exponent_all_ones(v);
-        }
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            const float v = x[i] / scale;
-            x[i] = v;
-            nonfinite |= exponent_all_ones(v);
-        }
-    }
+    for (size_t i = 0; i < n; i++) nonfinite |= exponent_all_ones(x[i]);
     return nonfinite == 0;
 }
 

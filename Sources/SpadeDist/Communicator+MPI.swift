@@ -125,6 +125,17 @@ public final class MPICommunicator: Communicator {
                       recv.baseAddress!, Int32(send.count), cmpi_byte(), comm)
     }
 
+    public func startAllGather(_ send: UnsafeRawBufferPointer, into recv: UnsafeMutableRawBufferPointer) -> PendingReduction {
+        checkThread()
+        precondition(recv.count == send.count * size, "startAllGather: receive buffer must hold size * send.count bytes")
+        precondition(send.count < Int(Int32.max))
+        if send.count == 0 { return CompletedReduction() }
+        let pending = MPIPendingReduction(owner: self)
+        MPI_Iallgather(send.baseAddress!, Int32(send.count), cmpi_byte(),
+                       recv.baseAddress!, Int32(send.count), cmpi_byte(), comm, &pending.request)
+        return pending
+    }
+
     public func allGatherStrings(_ s: String) -> [String] {
         checkThread()
         let bytes = Array(s.utf8)
@@ -177,7 +188,7 @@ public final class MPICommunicator: Communicator {
     }
 }
 
-/// An MPI_Iallreduce in flight.
+/// A non-blocking MPI collective in flight.
 final class MPIPendingReduction: PendingReduction {
     var request: MPI_Request? = cmpi_request_null()
     private var done = false

@@ -22,6 +22,10 @@ public final class SingleProcessCommunicator: Communicator {
         precondition(recv.count == send.count, "allGather: receive buffer must hold size * send.count bytes")
         if send.count > 0 { recv.baseAddress!.copyMemory(from: send.baseAddress!, byteCount: send.count) }
     }
+    public func startAllGather(_ send: UnsafeRawBufferPointer, into recv: UnsafeMutableRawBufferPointer) -> PendingReduction {
+        allGather(send, into: recv)
+        return CompletedReduction()
+    }
     public func allGatherStrings(_ s: String) -> [String] { [s] }
     public func startAllReduceSum(_ buf: UnsafeMutableBufferPointer<Float>) -> PendingReduction {
         CompletedReduction()

@@ -43,6 +43,8 @@ public protocol Communicator: AnyObject {
 
     /// Starts an in-place non-blocking sum; `buf` must stay valid and untouched until it completes.
     func startAllReduceSum(_ buf: UnsafeMutableBufferPointer<Float>) -> PendingReduction
+    /// Starts a non-blocking `allGather`; both buffers must stay valid and untouched until it completes.
+    func startAllGather(_ send: UnsafeRawBufferPointer, into recv: UnsafeMutableRawBufferPointer) -> PendingReduction
 
     /// A new communicator over the same ranks whose traffic cannot match this one's
     /// (MPI_Comm_dup). Collective: all ranks must call it in the same order.
@@ -103,21 +105,12 @@ extension Communicator {
     }
 
     /// Sum over ranks computed in a fixed order on every rank: all values are
-    /// gathered (one MPI_Allgather), then each rank adds them in rank order
+    /// gathered (one all-gather), then each rank adds them in rank order
     /// ((x0 + x1) + x2) + ... . Identical on all ranks by construction and
     /// independent of MPI's algorithm choice; meant for small arrays such as
     /// batch-norm statistics (costs size * count Doubles of traffic and memory).
     public func deterministicAllReduceSum(_ buf: UnsafeMutableBufferPointer<Double>) {
-        let n = buf.count, p = size
-        if p == 1 || n == 0 { return }
-        let all = UnsafeMutableBufferPointer<Double>.allocate(capacity: n * p)
-        defer { all.deallocate() }
-        allGather(UnsafeRawBufferPointer(buf), into: UnsafeMutableRawBufferPointer(all))
-        for i in 0..<n {
-            var s = all[i]
-            for r in 1..<p { s += all[r * n + i] }
-            buf[i] = s
-        }
+        ReplicaSum(buf, self).wait()
     }
 
     /// True on every rank if the flag is set on any rank (one reduction).
@@ -126,27 +119,60 @@ extension Communicator {
     }
 }
 
-/// Adapter for synchronized batch norm: SpadeNN's `StatisticsReducer` protocol
-/// has exactly this method, so the trainer adds
-/// `extension ReplicaStatisticsReducer: StatisticsReducer {}`.
-/// One collective per call; bitwise identical on all ranks.
+/// Synchronized batch norm's reduction: a non-blocking form of
+/// `deterministicAllReduceSum` (one MPI_Iallgather, then every rank adds the
+/// replicas' values in rank order), bitwise identical on all ranks.
+/// SpadeTrain adapts it to SpadeNN's `StatisticsReducer`.
 public final class ReplicaStatisticsReducer {
     public let communicator: Communicator
     /// Number of collectives issued (tests check "one per BN layer per direction").
     public private(set) var calls = 0
     public init(_ communicator: Communicator) { self.communicator = communicator }
+
+    /// Starts summing `values` over all replicas; `values` holds the sum after `wait()`.
+    public func startSum(_ values: UnsafeMutableBufferPointer<Double>) -> ReplicaSum {
+        calls += 1
+        return ReplicaSum(values, communicator)
+    }
+
     /// Sums per-channel statistics over all replicas, in place.
     public func sumAcrossReplicas(_ values: UnsafeMutableBufferPointer<Double>) {
-        calls += 1
-        communicator.deterministicAllReduceSum(values)
+        startSum(values).wait()
     }
-    /// Every replica's values, rank-major (`result[r * count + i]`), in one collective:
-    /// for merging per-rank (count, mean, M2) triples with Chan's formula, so that
-    /// forward needs one collective instead of two (sum, then sum of squared deviations).
-    public func gatherAcrossReplicas(_ values: UnsafeBufferPointer<Double>) -> [Double] {
-        calls += 1
-        var all = [Double](repeating: 0, count: values.count * communicator.size)
-        all.withUnsafeMutableBytes { communicator.allGather(UnsafeRawBufferPointer(values), into: $0) }
-        return all
+}
+
+/// A replica sum in flight (see `ReplicaStatisticsReducer`).
+public final class ReplicaSum {
+    private let values: UnsafeMutableBufferPointer<Double>
+    private let gathered: UnsafeMutableBufferPointer<Double>
+    private let ranks: Int
+    private var pending: PendingReduction?
+
+    init(_ values: UnsafeMutableBufferPointer<Double>, _ comm: Communicator) {
+        self.values = values
+        ranks = comm.size
+        gathered = .allocate(capacity: max(values.count * ranks, 1))
+        if ranks > 1 && values.count > 0 {
+            pending = comm.startAllGather(UnsafeRawBufferPointer(values), into: UnsafeMutableRawBufferPointer(gathered))
+        }
+    }
+
+    deinit {
+        // The gather must not write into freed memory.
+        precondition(pending == nil, "a batch-norm reduction was dropped before wait()")
+        gathered.deallocate()
+    }
+
+    /// Completes the gather and adds the replicas' values in rank order.
+    public func wait() {
+        guard let p = pending else { return }
+        p.wait()
+        pending = nil
+        let n = values.count
+        for i in 0..<n {
+            var s = gathered[i]
+            for r in 1..<ranks { s += gathered[r * n + i] }
+            values[i] = s
+        }
     }
 }

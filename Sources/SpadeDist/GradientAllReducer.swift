@@ -1,12 +1,15 @@
-// Bucketed, overlapped gradient averaging.
+// Bucketed, overlapped gradient summation across replicas.
 //
 // Backward finalises parameter gradients layer by layer, last layer first.
 // Gradients are grouped into buckets of about `bucketBytes` in that order;
 // when the last gradient of a bucket is marked ready, the bucket's
 // non-blocking all-reduce starts while backward goes on computing earlier
 // layers. OpenMPI has no progress thread, so backward calls `poll()` between
-// layers to move the messages along. `finish()` waits for the rest, divides
-// by the world size and reports how long it waited.
+// layers to move the messages along. `finish()` waits for the rest and
+// reports how long it waited. The sums stay sums: the optimizer divides by the
+// world size in its own pass over the gradients (Adam's `replicas`), which
+// saves a read-and-write pass over every gradient per step. Each bucket is
+// checked for NaN/Inf as soon as its sum arrives, while it is still in cache.
 //
 // Buckets start in bucket order on every rank (bucket k+1 waits for bucket
 // k), so ranks issue their collectives in the same order even if gradients
@@ -23,7 +26,7 @@ public struct GradientReductionStats: Sendable {
     public var commWaitSeconds: Double = 0
     /// Seconds spent inside `poll()` during backward.
     public var pollSeconds: Double = 0
-    /// Seconds spent copying to/from staging buffers and dividing by the world size.
+    /// Seconds spent copying to/from staging buffers and checking the sums for NaN/Inf.
     public var postProcessSeconds: Double = 0
     /// Bytes of gradients reduced (per rank).
     public var bytes: Int = 0
@@ -33,7 +36,7 @@ public struct GradientReductionStats: Sendable {
     public var bucketsStartedBeforeFinish: Int = 0
     /// Buckets that had completed before `finish()` was called.
     public var bucketsCompletedBeforeFinish: Int = 0
-    /// False if any averaged gradient is NaN or infinite. Computed on the
+    /// False if any summed gradient is NaN or infinite. Computed on the
     /// reduced values, which are bitwise identical on all ranks, so every rank
     /// reaches the same verdict without another collective.
     public var allFinite: Bool = true
@@ -54,7 +57,7 @@ public final class GradientAllReducer {
         var staging: UnsafeMutableBufferPointer<Float>?     // else copied here
         var remaining = 0
         var pending: PendingReduction?
-        var completed = false
+        var completed = false   // summed, checked and (if staged) copied back
     }
 
     public let gradients: [Gradient]
@@ -64,7 +67,7 @@ public final class GradientAllReducer {
     public var waitTimeoutSeconds: Double?
     /// Extra MPI_Test calls per `poll()` while a bucket is in flight (>= 1).
     public var progressCallsPerPoll = 2
-    /// Check the averaged gradients for NaN/Inf in `finish()`.
+    /// Check the summed gradients for NaN/Inf.
     public var checkFinite = true
 
     private let comm: Communicator
@@ -223,16 +226,36 @@ public final class GradientAllReducer {
         while firstInFlight < nextToStart && calls < progressCallsPerPoll {
             calls += 1
             if buckets[firstInFlight].pending?.test() ?? true {
-                buckets[firstInFlight].completed = true
+                complete(firstInFlight)
                 firstInFlight += 1
             }
         }
         stats.pollSeconds += monotonicSeconds() - t0
     }
 
+    /// A bucket's sum has arrived: check it and copy staged gradients back.
+    private func complete(_ b: Int) {
+        let t0 = monotonicSeconds()
+        buckets[b].pending = nil
+        buckets[b].completed = true
+        let buf = buckets[b].contiguous ?? buckets[b].staging!
+        if checkFinite, let base = buf.baseAddress, spade_all_finite(base, buf.count) == 0 {
+            stats.allFinite = false
+        }
+        if let staging = buckets[b].staging {
+            var o = 0
+            for g in gradients[buckets[b].gradients] {
+                g.pointer.update(from: staging.baseAddress! + o, count: g.count)
+                o += g.count
+            }
+        }
+        stats.bytes += buckets[b].elements * MemoryLayout<Float>.size
+        stats.postProcessSeconds += monotonicSeconds() - t0
+    }
+
     /// Waits for every bucket (starting those never marked: a gradient not
-    /// marked ready is taken as final now), averages over ranks, and returns
-    /// the step's statistics. All gradients are final and identical on all ranks.
+    /// marked ready is taken as final now) and returns the step's statistics.
+    /// All gradients are then final sums over ranks, identical on all ranks.
     @discardableResult
     public func finish() -> GradientReductionStats {
         precondition(inStep, "finish() without beginStep()")
@@ -244,10 +267,8 @@ public final class GradientAllReducer {
         }
         nextToStart = buckets.count
 
-        let scale = Float(comm.size)
-        var allFinite = true
-        for b in buckets.indices {
-            if let p = buckets[b].pending, !buckets[b].completed {
+        for b in buckets.indices where !buckets[b].completed {
+            if let p = buckets[b].pending {
                 let t0 = monotonicSeconds()
                 if let limit = waitTimeoutSeconds {
                     while !p.test() {
@@ -260,35 +281,11 @@ public final class GradientAllReducer {
                 }
                 stats.commWaitSeconds += monotonicSeconds() - t0
             }
-            buckets[b].completed = true
-            buckets[b].pending = nil
-            let t1 = monotonicSeconds()
-            let buf = buckets[b].contiguous ?? buckets[b].staging!
-            if scale != 1 || checkFinite {
-                allFinite = Self.divide(buf, by: scale, checkFinite: checkFinite) && allFinite
-            }
-            if let staging = buckets[b].staging {
-                var o = 0
-                for g in gradients[buckets[b].gradients] {
-                    g.pointer.update(from: staging.baseAddress! + o, count: g.count)
-                    o += g.count
-                }
-            }
-            stats.postProcessSeconds += monotonicSeconds() - t1
-            stats.bytes += buckets[b].elements * MemoryLayout<Float>.size
+            complete(b)
         }
         firstInFlight = buckets.count
-        stats.allFinite = allFinite
         inStep = false
         return stats
-    }
-
-    /// buf /= scale (a true division, as PyTorch's averaging); returns false if any
-    /// result is NaN or infinite.
-    static func divide(_ buf: UnsafeMutableBufferPointer<Float>, by scale: Float, checkFinite: Bool) -> Bool {
-        guard let base = buf.baseAddress else { return true }
-        let finite = spade_divide_all_finite(base, buf.count, scale) != 0
-        return !checkFinite || finite
     }
 }
 

@@ -29,12 +29,17 @@ public final class Adam {
         expAvgSq.update(repeating: 0, count: count)
     }
 
-    public func update(parameters p: UnsafeMutablePointer<Float>, gradients g: UnsafePointer<Float>, lr: Double) {
+    /// One step with the gradients `summedGradients / replicas` (data parallelism sums the
+    /// replicas' gradients; the division by their number, PyTorch's averaging, happens here,
+    /// bit for bit, in the pass Adam makes over the gradients anyway).
+    public func update(parameters p: UnsafeMutablePointer<Float>, summedGradients g: UnsafePointer<Float>,
+                       replicas: Int = 1, lr: Double) {
+        precondition(replicas >= 1)
         step += 1
         let t = Double(step)
         let stepSize = Float(-(lr / (1 - pow(beta1, t))))
         let bc2Sqrt = Float((1 - pow(beta2, t)).squareRoot())
-        spade_adam_update(p, g, expAvg, expAvgSq, count, Float(1 - beta1), Float(beta2), Float(1 - beta2),
-                          stepSize, bc2Sqrt, Float(eps))
+        spade_adam_update(p, g, Float(replicas), expAvg, expAvgSq, count, Float(1 - beta1), Float(beta2),
+                          Float(1 - beta2), stepSize, bc2Sqrt, Float(eps))
     }
 }

@@ -6,9 +6,24 @@ public enum Mode: Sendable { case train, eval }
 
 /// Sums per-channel statistics across data-parallel replicas (synchronized
 /// batch norm). One process: the identity. The result must be bitwise equal
-/// on every replica.
+/// on every replica. Non-blocking, so that a layer can compute something else
+/// while the replicas exchange their sums (and absorb their speed differences).
 public protocol StatisticsReducer: AnyObject {
-    func sumAcrossReplicas(_ values: UnsafeMutableBufferPointer<Double>)
+    /// Starts the sum; `values` holds it once the returned handle's `wait()` returned
+    /// and must stay untouched until then.
+    func startSumAcrossReplicas(_ values: UnsafeMutableBufferPointer<Double>) -> PendingStatisticsSum
+}
+
+/// A started `StatisticsReducer` sum.
+public protocol PendingStatisticsSum: AnyObject {
+    func wait()
+}
+
+extension StatisticsReducer {
+    /// Blocking form of `startSumAcrossReplicas`.
+    public func sumAcrossReplicas(_ values: UnsafeMutableBufferPointer<Double>) {
+        startSumAcrossReplicas(values).wait()
+    }
 }
 
 /// Told when a parameter's gradient is final during backward, so its

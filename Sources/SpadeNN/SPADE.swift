@@ -29,10 +29,12 @@ public final class SPADE {
     /// one resize per resolution: every SPADE at that size uses the same one).
     public func forward(_ x: Tensor, seg: Tensor, mode: Mode, _ ctx: Context) -> Tensor {
         precondition(seg.h == x.h && seg.w == x.w && seg.n == x.n)
-        let n = norm.forward(x, mode: mode, ctx)
+        // The modulation convolutions run while the replicas exchange batch statistics.
+        norm.beginForward(x, mode: mode, ctx)
         let a = shared.forward(seg, mode: mode, ctx)
         Activation.relu(a)
         let gb = gammaBeta.forward(a, mode: mode, ctx)
+        let n = norm.finishForward(ctx)
         let out = ctx.arena.tensor(x.n, x.c, x.h, x.w)
         let block = x.sampleSize
         for i in 0..<x.n {
@@ -61,10 +63,12 @@ public final class SPADE {
                 dn[j] = d[j] * (1 + g[j])
             }
         }
+        // The modulation convolutions' backward runs while the replicas exchange the norm's sums.
+        norm.beginBackward(dNorm, ctx)
         let dA = arena.zeroTensor(like: a)
         gammaBeta.backward(dGB, dx: dA, parameterGradients: parameterGradients, ctx)
         Activation.reluBackward(output: a, grad: dA)
         if parameterGradients { shared.backward(dA, dx: nil, parameterGradients: true, ctx) }
-        norm.backward(dNorm, dx: dx, ctx)
+        norm.finishBackward(dx: dx, ctx)
     }
 }

@@ -4,8 +4,8 @@ import SpadeCore
 ///   fake = G(S) (train mode); outs = D([S, fake ; S, X]) in ONE forward, fake half first;
 ///   loss_D and loss_G from those outputs; D grads from loss_D; G grads through D's input
 ///   gradient (fake half only, no D parameter gradients); then Adam on both.
-/// Gradient averaging across replicas happens between `computeGradients` and
-/// `applyUpdates`, through the context's observer (the trainer wires it).
+/// Gradients are summed across replicas between `computeGradients` and `applyUpdates`,
+/// through the context's observer (the trainer wires it); `applyUpdates` averages.
 public final class TrainingIteration {
     public let config: ModelConfig
     public let generator: SPADEGenerator
@@ -78,13 +78,14 @@ public final class TrainingIteration {
         return losses
     }
 
-    /// Adam steps with the (already averaged) gradients.
-    public func applyUpdates(lrG: Double, lrD: Double, generatorStep: Bool = true) {
+    /// Adam steps with the gradients summed over `replicas` data-parallel replicas (one process:
+    /// this batch's own); Adam divides by `replicas`, i.e. steps with the average.
+    public func applyUpdates(lrG: Double, lrD: Double, generatorStep: Bool = true, replicas: Int = 1) {
         let d = discriminator.state
-        adamD.update(parameters: d.values, gradients: d.grads, lr: lrD)
+        adamD.update(parameters: d.values, summedGradients: d.grads, replicas: replicas, lr: lrD)
         if generatorStep {
             let g = generator.state
-            adamG.update(parameters: g.values, gradients: g.grads, lr: lrG)
+            adamG.update(parameters: g.values, summedGradients: g.grads, replicas: replicas, lr: lrG)
         }
     }
 }

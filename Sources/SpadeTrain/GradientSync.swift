@@ -1,20 +1,31 @@
 import SpadeDist
 import SpadeNN
 
-/// Synchronized batch norm: the math's statistics reducer is the communicator's
-/// deterministic all-reduce (bitwise identical on every rank).
-extension ReplicaStatisticsReducer: StatisticsReducer {}
+extension ReplicaSum: PendingStatisticsSum {}
 
-/// The batch-norm reducer with a clock: seconds spent in its blocking collectives, which is
-/// mostly waiting for the slowest rank at each batch-norm layer ("sync_s" in metrics.jsonl).
+/// Synchronized batch norm's reducer (the communicator's deterministic sum, bitwise identical
+/// on every rank) with a clock: seconds spent starting and waiting for its collectives, which is
+/// mostly waiting for the slowest rank ("sync_s" in metrics.jsonl).
 final class TimedStatisticsReducer: StatisticsReducer {
     let inner: ReplicaStatisticsReducer
     private(set) var seconds = 0.0
     init(_ comm: Communicator) { inner = ReplicaStatisticsReducer(comm) }
-    func sumAcrossReplicas(_ values: UnsafeMutableBufferPointer<Double>) {
+    func startSumAcrossReplicas(_ values: UnsafeMutableBufferPointer<Double>) -> PendingStatisticsSum {
         let t0 = ProgressDisplay.monotonicSeconds()
-        inner.sumAcrossReplicas(values)
+        let sum = TimedSum(inner.startSum(values), self)
         seconds += ProgressDisplay.monotonicSeconds() - t0
+        return sum
+    }
+
+    private final class TimedSum: PendingStatisticsSum {
+        let sum: ReplicaSum
+        unowned let clock: TimedStatisticsReducer
+        init(_ sum: ReplicaSum, _ clock: TimedStatisticsReducer) { self.sum = sum; self.clock = clock }
+        func wait() {
+            let t0 = ProgressDisplay.monotonicSeconds()
+            sum.wait()
+            clock.seconds += ProgressDisplay.monotonicSeconds() - t0
+        }
     }
 }
 

@@ -302,7 +302,7 @@ public final class Trainer {
                     statusBuffer[5] = StopSignal.requested ? 1 : 0
                 }
                 if nonFinite { break }
-                it.applyUpdates(lrG: Double(lrG), lrD: Double(lrD), generatorStep: generatorStep)
+                it.applyUpdates(lrG: Double(lrG), lrD: Double(lrD), generatorStep: generatorStep, replicas: comm.size)
                 lastBatch = batch
             }
             let position = loader.position

@@ -108,6 +108,8 @@ func say(_ comm: Communicator, _ line: String) {
 func allreduce(_ comm: Communicator) throws {
     let p = comm.size
     var nontrivial = 0
+    let statistics = ReplicaStatisticsReducer(comm)
+    let side = comm.duplicate()   // the gradient reducer's own communicator
     for (salt, n) in [1, 7, 1000, 65_537, 1_048_579].enumerated() {
         let inputs = (0..<p).map { data(rank: $0, salt: salt, count: n) }
         // Exact reference in Double, and a count of elements whose Float sum depends on order.
@@ -152,6 +154,20 @@ func allreduce(_ comm: Communicator) throws {
             for r in 1..<max(p, 1) where r < p { s += Double(inputs[r][i]) * 1.000_000_1 }
             try require(s == dd[i], "deterministicAllReduceSum n=\(n): element \(i) is not the rank-order sum")
         }
+        // Batch norm's non-blocking form, with a gradient reduction on another communicator started
+        // and finished while it is in flight (as during backward): the same rank-order sum.
+        var overlapped = inputs[comm.rank].map { Double($0) * 1.000_000_1 }
+        try overlapped.withUnsafeMutableBufferPointer { buf in
+            let sum = statistics.startSum(buf)
+            var other = inputs[comm.rank]
+            try other.withUnsafeMutableBufferPointer { o in
+                let pending = side.startAllReduceSum(o)
+                var polls = 0
+                while !pending.test() { polls += 1; try require(polls < 100_000_000, "Iallreduce never completed") }
+            }
+            sum.wait()
+        }
+        try require(overlapped == dd, "ReplicaStatisticsReducer.startSum n=\(n) differs from deterministicAllReduceSum")
     }
     // Small flag reductions.
     let mx = comm.allReduceMax([Int64(comm.rank), -Int64(comm.rank)])
@@ -163,7 +179,7 @@ func allreduce(_ comm: Communicator) throws {
     b.withUnsafeMutableBufferPointer { comm.broadcast($0, root: p - 1) }
     try require(b == [Double](repeating: Double(p - 1), count: 3), "broadcast wrong")
     comm.barrier()
-    say(comm, "OK allreduce np=\(p): 5 sizes x 4 methods bitwise identical on all ranks (\(nontrivial) elements whose float sum depends on order)")
+    say(comm, "OK allreduce np=\(p): 5 sizes x 5 methods bitwise identical on all ranks (\(nontrivial) elements whose float sum depends on order)")
 }
 
 /// ~`count` gradient sizes from 64 floats to ~1M floats, varied, deterministic.
@@ -246,20 +262,19 @@ func buckets(_ comm: Communicator) throws {
         backwards.append(t1 - t0); waits.append(stats.commWaitSeconds); polls.append(stats.pollSeconds)
         started += stats.bucketsStartedBeforeFinish; completedEarly += stats.bucketsCompletedBeforeFinish
         _ = t2
-        // Blocking reference: all-reduce a copy of the same data, then divide.
+        // Blocking reference: all-reduce a copy of the same data (the reducer sums; the optimizer divides).
         var reference = [Float](); reference.reserveCapacity(total)
         for t in sizes.indices { reference += local[t] }
         comm.barrier()
         let tb = now()
         reference.withUnsafeMutableBufferPointer { comm.allReduceSum($0) }
         blockingTimes.append(now() - tb)
-        let scale = Float(comm.size)
         var maxErr: Float = 0, maxRef: Float = 0
         var base = 0
         for t in sizes.indices {
             let p = pointer(t)
             for i in 0..<sizes[t] {
-                let r = reference[base + i] / scale
+                let r = reference[base + i]
                 maxErr = max(maxErr, abs(p[i] - r)); maxRef = max(maxRef, abs(r))
             }
             base += sizes[t]

@@ -21,7 +21,7 @@ final class SingleProcessTests: XCTestCase {
         XCTAssertTrue(f.withUnsafeMutableBufferPointer { c.startAllReduceSum($0).test() })
     }
 
-    func testGradientAllReducerSingleRankDividesByOneAndChecksFinite() {
+    func testGradientAllReducerSingleRankKeepsTheSumsAndChecksFinite() {
         let c = SingleProcessCommunicator()
         var store: [Float] = (0..<100).map { Float($0) * 0.25 }
         let before = store
@@ -46,25 +46,31 @@ final class SingleProcessTests: XCTestCase {
         XCTAssertFalse(finite)
     }
 
-    /// The averaging kernel: bit for bit x / N for N = 1..5 (powers of two take the reciprocal
-    /// path), denormals included, and a NaN or Inf anywhere (also in the unrolled tail) reported.
-    func testAveragingIsTrueDivisionAndFindsNonFiniteValues() {
+    /// The finiteness check on the sums: a NaN or Inf anywhere (first, middle, unrolled tail,
+    /// last element, in either bucket) is reported; subnormals and huge finite values are not.
+    func testNonFiniteSumsAreFoundAnywhere() {
+        let c = SingleProcessCommunicator()
         var rng = SystemRandomNumberGenerator()
         let values: [Float] = (0..<1003).map { i in
-            i % 97 == 0 ? Float(bitPattern: UInt32.random(in: 1...0x7fffff, using: &rng))   // denormals
-                : Float.random(in: -1e3...1e3, using: &rng) * (i % 5 == 0 ? 1e-30 : 1)
+            i % 97 == 0 ? Float(bitPattern: UInt32.random(in: 1...0x7fffff, using: &rng))   // subnormals
+                : i == 3 ? .greatestFiniteMagnitude : Float.random(in: -1e3...1e3, using: &rng)
         }
-        for n in 1...5 {
-            var x = values
-            let finite = x.withUnsafeMutableBufferPointer { GradientAllReducer.divide($0, by: Float(n), checkFinite: true) }
-            XCTAssertTrue(finite, "N = \(n)")
-            XCTAssertEqual(x.map(\.bitPattern), values.map { ($0 / Float(n)).bitPattern }, "N = \(n): x / N bit for bit")
-            for (position, bad) in [(0, Float.nan), (500, Float.infinity), (1002, -Float.infinity), (1001, Float.nan)] {
-                var y = values
-                y[position] = bad
-                let ok = y.withUnsafeMutableBufferPointer { GradientAllReducer.divide($0, by: Float(n), checkFinite: true) }
-                XCTAssertFalse(ok, "N = \(n): \(bad) at \(position) not found")
+        func allFinite(_ x: [Float]) -> Bool {
+            var x = x
+            return x.withUnsafeMutableBufferPointer { buf in
+                let r = GradientAllReducer(communicator: c, base: buf.baseAddress!,
+                                           segments: [("tail", 600, 403), ("head", 0, 600)], bucketBytes: 1024)
+                r.beginStep()
+                r.markReady("tail")
+                r.poll()   // the first bucket is checked here, the second in finish()
+                return r.finish().allFinite
             }
+        }
+        XCTAssertTrue(allFinite(values))
+        for (position, bad) in [(0, Float.nan), (500, Float.infinity), (1002, -Float.infinity), (1001, Float.nan), (601, .nan)] {
+            var y = values
+            y[position] = bad
+            XCTAssertFalse(allFinite(y), "\(bad) at \(position) not found")
         }
     }
 
@@ -130,7 +136,9 @@ final class SingleProcessTests: XCTestCase {
         v.withUnsafeMutableBufferPointer { r.sumAcrossReplicas($0) }
         XCTAssertEqual(v, [1, 2])
         XCTAssertEqual(r.calls, 1)
-        XCTAssertEqual(v.withUnsafeBufferPointer { r.gatherAcrossReplicas($0) }, [1, 2])
+        let pending = v.withUnsafeMutableBufferPointer { r.startSum($0) }
+        pending.wait()
+        XCTAssertEqual(v, [1, 2])
         XCTAssertEqual(r.calls, 2)
     }
 

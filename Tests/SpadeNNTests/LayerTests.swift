@@ -381,7 +381,7 @@ final class LayerTests: XCTestCase {
                 try fx.f(key + "exp_avg0").withUnsafeBufferPointer { adam.expAvg.update(from: $0.baseAddress!, count: p.count) }
                 try fx.f(key + "exp_avg_sq0").withUnsafeBufferPointer { adam.expAvgSq.update(from: $0.baseAddress!, count: p.count) }
                 for k in 1...2 {
-                    adam.update(parameters: &p, gradients: try fx.f(key + "g\(k)"), lr: lr)
+                    adam.update(parameters: &p, summedGradients: try fx.f(key + "g\(k)"), lr: lr)
                     let m = Array(UnsafeBufferPointer(start: adam.expAvg, count: p.count))
                     let v = Array(UnsafeBufferPointer(start: adam.expAvgSq, count: p.count))
                     XCTAssertEqual(m, try fx.f(key + "exp_avg\(k)"), "\(key) exp_avg\(k) (bit-exact with beta1 = 0)")
@@ -390,6 +390,38 @@ final class LayerTests: XCTestCase {
                     XCTAssertLessThanOrEqual(maxAbsDifference(p, try fx.f(key + "p\(k)")), 0.1 * lr, "\(key)p\(k)")
                 }
                 XCTAssertEqual(adam.step, step0 + 2)
+            }
+        }
+    }
+
+    /// Data parallelism hands Adam the replicas' summed gradients; stepping with `replicas: N` must
+    /// be bit for bit the step on the average s / N (PyTorch divides before the step): for
+    /// N = 1..5 (powers of two take the reciprocal path), with subnormal and tiny values.
+    func testAdamOnSummedGradientsStepsWithTheirTrueAverage() {
+        var rng = SplitMix64(seed: 7)
+        let count = 1003
+        let sums: [Float] = (0..<count).map { i in
+            i % 97 == 0 ? Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()) & 0x7fffff | 1)   // subnormal
+                : Float(rng.uniform(-1e3, 1e3)) * (i % 5 == 0 ? 1e-30 : 1)
+        }
+        let start: [Float] = (0..<count).map { _ in Float(rng.uniform(-0.5, 0.5)) }
+        for n in 1...5 {
+            for beta1 in [0.0, 0.5] {
+                let summed = Adam(count: count, beta1: beta1), averaged = Adam(count: count, beta1: beta1)
+                var p1 = start, p2 = start
+                for _ in 0..<2 {
+                    summed.update(parameters: &p1, summedGradients: sums, replicas: n, lr: 1e-3)
+                    averaged.update(parameters: &p2, summedGradients: sums.map { $0 / Float(n) }, lr: 1e-3)
+                }
+                func differing(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) -> Int {
+                    zip(a, b).filter { $0.bitPattern != $1.bitPattern }.count
+                }
+                XCTAssertEqual(p1.withUnsafeBufferPointer { x in p2.withUnsafeBufferPointer { differing(x, $0) } }, 0,
+                               "N = \(n), beta1 = \(beta1): parameters differ")
+                for (a, b, what) in [(summed.expAvg, averaged.expAvg, "exp_avg"), (summed.expAvgSq, averaged.expAvgSq, "exp_avg_sq")] {
+                    XCTAssertEqual(differing(UnsafeBufferPointer(start: a, count: count), UnsafeBufferPointer(start: b, count: count)), 0,
+                                   "N = \(n), beta1 = \(beta1): \(what) differs")
+                }
             }
         }
     }

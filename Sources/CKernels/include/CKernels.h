@@ -8,11 +8,13 @@
 // scalar IEEE operations, as PyTorch's CPU Adam computes them), and cloned for
 // AVX-512 / AVX2 / baseline CPUs (chosen at load time).
 
-/// One Adam step (PyTorch single-tensor semantics) over n parameters:
+/// One Adam step (PyTorch single-tensor semantics) over n parameters, on the replicas' summed
+/// gradient divided by their number (the data-parallel average, bit for bit g_sum / divisor):
+///   g = g_sum / divisor
 ///   m = lerp(m, g, w)                (w = 1 - beta1)
 ///   v = v * b2 + (c2 * g) * g        (b2 = beta2, c2 = 1 - beta2)
 ///   p = p + (step * m) / (sqrt(v) / bc2_sqrt + eps)   (step = -lr / (1 - beta1^t))
-void spade_adam_update(float *p, const float *g, float *m, float *v, size_t n,
+void spade_adam_update(float *p, const float *g_sum, float divisor, float *m, float *v, size_t n,
                        float w, float b2, float c2, float step, float bc2_sqrt, float eps);
 
 /// Sum of n floats, accumulated in double (bias gradients over whole feature maps).
@@ -21,9 +23,8 @@ double spade_sum(const float *x, size_t n);
 double spade_sum_squared_deviation(const float *x, size_t n, double mean);
 /// Dot product of n floats, accumulated in double.
 double spade_dot(const float *a, const float *b, size_t n);
-/// x /= scale (a true division, as PyTorch's averaging; scale 1: untouched); returns 1 if every
-/// result is finite, 0 if any is NaN or infinite.
-int spade_divide_all_finite(float *x, size_t n, float scale);
+/// 1 if all n floats are finite, 0 if any is NaN or infinite.
+int spade_all_finite(const float *x, size_t n);
 /// Spectral norm's direct and sigma terms: grad_orig[r][c] (+)= g[r][c] / sigma - (u[r] * coef) * v[c]
 /// (accumulated if accumulate != 0, else overwritten).
 void spade_spectral_norm_grad(const float *g, const float *u, const float *v, size_t rows, size_t cols,
