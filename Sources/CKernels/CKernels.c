@@ -98,6 +98,30 @@ int spade_all_finite(const float *restrict x, size_t n) {
 }
 
 SPADE_CLONES
+int spade_sum_all_finite(const float *const *src, size_t nsrc, float *restrict dst, size_t n) {
+    // Sources added in index order, ((s0 + s1) + s2) + ..., the same for every element.
+    uint32_t nonfinite = 0;
+    const float *restrict a = src[0];
+    if (nsrc == 1) {
+        for (size_t i = 0; i < n; i++) { dst[i] = a[i]; nonfinite |= exponent_all_ones(a[i]); }
+        return nonfinite == 0;
+    }
+    const float *restrict b = src[1];
+    if (nsrc == 2) {
+        for (size_t i = 0; i < n; i++) { const float v = a[i] + b[i]; dst[i] = v; nonfinite |= exponent_all_ones(v); }
+        return nonfinite == 0;
+    }
+    for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
+    for (size_t k = 2; k + 1 < nsrc; k++) {
+        const float *restrict c = src[k];
+        for (size_t i = 0; i < n; i++) dst[i] += c[i];
+    }
+    const float *restrict last = src[nsrc - 1];
+    for (size_t i = 0; i < n; i++) { const float v = dst[i] + last[i]; dst[i] = v; nonfinite |= exponent_all_ones(v); }
+    return nonfinite == 0;
+}
+
+SPADE_CLONES
 double spade_sum_squared_deviation(const float *restrict x, size_t n, double mean) {
     double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     size_t i = 0;

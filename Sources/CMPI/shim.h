@@ -1,4 +1,7 @@
 #include <mpi.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/syscall.h>
@@ -48,3 +51,14 @@ static inline int cmpi_affinity_cpu_count(void) {
 
 static inline int cmpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
 static inline MPI_Info cmpi_info_null(void) { return MPI_INFO_NULL; }
+static inline int cmpi_mode_nocheck(void) { return MPI_MODE_NOCHECK; }
+
+// Flags in node-shared memory (one writer each, polled by the other ranks): the writer's
+// earlier stores are visible to a reader that sees the flag's new value.
+static inline void cmpi_flag_store(int64_t *flag, int64_t value) {
+    atomic_store_explicit((_Atomic int64_t *)flag, value, memory_order_release);
+}
+static inline int64_t cmpi_flag_load(const int64_t *flag) {
+    return atomic_load_explicit((_Atomic int64_t *)flag, memory_order_acquire);
+}
+static inline void cmpi_yield(void) { sched_yield(); }

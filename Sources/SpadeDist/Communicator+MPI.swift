@@ -180,12 +180,56 @@ public final class MPICommunicator: Communicator {
         exit(code)  // MPI_Abort does not return; keep the compiler and singletons honest
     }
 
+    public func allocateNodeShared(bytes: Int) -> NodeSharedMemory? {
+        checkThread()
+        // Shared windows need every rank in one shared-memory domain; the answer is the same on all ranks.
+        guard localSize == size, size > 1 else { return nil }
+        let aligned = MPI_Aint((max(bytes, 1) + 63) / 64 * 64)
+        var base: UnsafeMutableRawPointer? = nil
+        var win: MPI_Win? = nil
+        let rc = withUnsafeMutablePointer(to: &base) {
+            MPI_Win_allocate_shared(aligned, 1, cmpi_info_null(), comm, UnsafeMutableRawPointer($0), &win)
+        }
+        if rc != cmpi_success() { abort(message: "MPI_Win_allocate_shared of \(aligned) bytes failed: \(mpiErrorString(rc))", code: 1) }
+        var segments: [UnsafeMutableRawPointer] = []
+        for r in 0..<size {
+            var segmentBytes: MPI_Aint = 0, unit: Int32 = 0
+            var pointer: UnsafeMutableRawPointer? = nil
+            _ = withUnsafeMutablePointer(to: &pointer) {
+                MPI_Win_shared_query(win, Int32(r), &segmentBytes, &unit, UnsafeMutableRawPointer($0))
+            }
+            segments.append(pointer!)
+        }
+        MPI_Win_lock_all(Int32(cmpi_mode_nocheck()), win)   // passive epoch, for MPI_Win_sync
+        openSharedWindows.append(win)
+        return MPINodeSharedMemory(window: win, segments: segments)
+    }
+
     public func finalize() {
         checkThread()
         var finalized: Int32 = 0
         MPI_Finalized(&finalized)
-        if finalized == 0 { MPI_Finalize() }
+        if finalized == 0 {
+            for i in openSharedWindows.indices {
+                MPI_Win_unlock_all(openSharedWindows[i])
+                MPI_Win_free(&openSharedWindows[i])
+            }
+            openSharedWindows = []
+            MPI_Finalize()
+        }
     }
+}
+
+/// Windows from `allocateNodeShared`, freed by `finalize()` (MPI_Win_free is collective:
+/// a deinit at a different moment on each rank could deadlock).
+nonisolated(unsafe) private var openSharedWindows: [MPI_Win?] = []
+
+final class MPINodeSharedMemory: NodeSharedMemory {
+    private let window: MPI_Win?
+    private let segments: [UnsafeMutableRawPointer]
+    init(window: MPI_Win?, segments: [UnsafeMutableRawPointer]) { self.window = window; self.segments = segments }
+    func segment(of rank: Int) -> UnsafeMutableRawPointer { segments[rank] }
+    func synchronize() { MPI_Win_sync(window) }
 }
 
 /// A non-blocking MPI collective in flight.

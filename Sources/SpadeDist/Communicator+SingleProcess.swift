@@ -30,6 +30,7 @@ public final class SingleProcessCommunicator: Communicator {
     public func startAllReduceSum(_ buf: UnsafeMutableBufferPointer<Float>) -> PendingReduction {
         CompletedReduction()
     }
+    public func allocateNodeShared(bytes: Int) -> NodeSharedMemory? { nil }
     public func duplicate() -> Communicator { SingleProcessCommunicator() }
     public func abort(message: String, code: Int32) -> Never {
         if !message.isEmpty { printFatalMessageOnce("rank 0: \(message)") }

@@ -46,6 +46,11 @@ public protocol Communicator: AnyObject {
     /// Starts a non-blocking `allGather`; both buffers must stay valid and untouched until it completes.
     func startAllGather(_ send: UnsafeRawBufferPointer, into recv: UnsafeMutableRawBufferPointer) -> PendingReduction
 
+    /// Collective: `bytes` of memory every rank can read and write directly (one segment per
+    /// rank, sizes may differ), or nil on every rank when the ranks do not all share one node.
+    /// Lives until `finalize()`.
+    func allocateNodeShared(bytes: Int) -> NodeSharedMemory?
+
     /// A new communicator over the same ranks whose traffic cannot match this one's
     /// (MPI_Comm_dup). Collective: all ranks must call it in the same order.
     func duplicate() -> Communicator
@@ -55,6 +60,15 @@ public protocol Communicator: AnyObject {
 
     /// Orderly shutdown (MPI_Finalize). Collective; call once, at the very end.
     func finalize()
+}
+
+/// Node-shared memory from `Communicator.allocateNodeShared` (an MPI shared-memory window).
+public protocol NodeSharedMemory: AnyObject {
+    /// Start of `rank`'s segment (64-byte aligned).
+    func segment(of rank: Int) -> UnsafeMutableRawPointer
+    /// Memory barrier for the window (MPI_Win_sync): this rank's earlier stores become
+    /// visible to the others, their stores made visible before become visible here.
+    func synchronize()
 }
 
 /// A started non-blocking reduction.

@@ -42,7 +42,42 @@ public struct GradientReductionStats: Sendable {
     public var allFinite: Bool = true
 }
 
-public final class GradientAllReducer {
+/// Sums gradients over all ranks, bucket by bucket, overlapped with backward:
+/// `beginStep()`, then backward's `markReady` and `poll()` calls, then `finish()`.
+/// Two implementations: `GradientAllReducer` (MPI non-blocking all-reduce, any
+/// topology) and `SharedMemoryGradientReducer` (all ranks on one node).
+public protocol GradientReducer: AnyObject {
+    /// Starts a step: every gradient becomes not-ready. Call before backward.
+    func beginStep()
+    /// Backward calls this when gradient `index` (position in the constructor's list) is final.
+    func markReady(_ index: Int)
+    /// Progresses the reduction; cheap, called between layers of backward.
+    func poll()
+    /// Completes the step: the sums are final and identical on all ranks.
+    @discardableResult func finish() -> GradientReductionStats
+    /// Where the sums are after `finish()`: nil = in place, in the gradients themselves.
+    var sums: UnsafeMutablePointer<Float>? { get }
+    var bucketCount: Int { get }
+    /// One line for the start-up log.
+    var layoutDescription: String { get }
+}
+
+/// Greedy bucketing in backward order: a bucket closes once it holds >= `bucketBytes`
+/// (the last one holds the rest). Returns index ranges into `counts`.
+func planGradientBuckets(counts: [Int], bucketBytes: Int) -> [Range<Int>] {
+    var buckets: [Range<Int>] = []
+    var start = 0, elements = 0
+    for i in counts.indices {
+        elements += counts[i]
+        if elements * MemoryLayout<Float>.size >= bucketBytes || i == counts.count - 1 {
+            buckets.append(start..<(i + 1))
+            start = i + 1; elements = 0
+        }
+    }
+    return buckets
+}
+
+public final class GradientAllReducer: GradientReducer {
     /// One gradient tensor.
     public struct Gradient {
         public let name: String
@@ -101,16 +136,10 @@ public final class GradientAllReducer {
         indexOfName = names
         ready = Array(repeating: false, count: gradients.count)
 
-        // Greedy: fill a bucket in backward order until it holds >= bucketBytes.
         var bucketOf = Array(repeating: 0, count: gradients.count)
-        var start = 0, elements = 0
-        for i in 0..<self.gradients.count {
-            bucketOf[i] = buckets.count
-            elements += self.gradients[i].count
-            if elements * MemoryLayout<Float>.size >= bucketBytes || i == self.gradients.count - 1 {
-                buckets.append(Bucket(gradients: start..<(i + 1), elements: elements))
-                start = i + 1; elements = 0
-            }
+        for range in planGradientBuckets(counts: self.gradients.map(\.count), bucketBytes: bucketBytes) {
+            for i in range { bucketOf[i] = buckets.count }
+            buckets.append(Bucket(gradients: range, elements: self.gradients[range].reduce(0) { $0 + $1.count }))
         }
         self.bucketOf = bucketOf
         for b in buckets.indices {
@@ -151,6 +180,7 @@ public final class GradientAllReducer {
     }
 
     public var bucketCount: Int { buckets.count }
+    public var sums: UnsafeMutablePointer<Float>? { nil }
     /// Number of buckets that need a staging copy (0 for a contiguous store).
     public var stagedBucketCount: Int { buckets.filter { $0.staging != nil }.count }
     /// One line for the start-up log.

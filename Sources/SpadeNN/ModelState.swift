@@ -33,12 +33,26 @@ public final class ModelState {
     public var counters: [Int64] = []
     private var bufferInitial: [Float] = []
     public private(set) var isFinalized = false
+    private var ownsGradients = true
 
     public init() {
         values = .allocate(capacity: 1); grads = .allocate(capacity: 1); bufferValues = .allocate(capacity: 1)
     }
 
-    deinit { values.deallocate(); grads.deallocate(); bufferValues.deallocate() }
+    deinit {
+        values.deallocate(); bufferValues.deallocate()
+        if ownsGradients { grads.deallocate() }
+    }
+
+    /// Moves the gradients into caller-owned memory of `parameterCount` floats (the trainer's
+    /// node-shared memory, which the other ranks read); it must outlive every use of this state.
+    public func adoptGradientStorage(_ storage: UnsafeMutablePointer<Float>) {
+        precondition(isFinalized, "adopt gradient storage after finalize()")
+        storage.update(from: grads, count: parameterCount)
+        if ownsGradients { grads.deallocate() }
+        grads = storage
+        ownsGradients = false
+    }
 
     public func addParameter(_ name: String, _ shape: [Int]) -> ParamRef {
         precondition(!isFinalized, "register before finalize()")

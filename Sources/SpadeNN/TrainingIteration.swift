@@ -79,13 +79,15 @@ public final class TrainingIteration {
     }
 
     /// Adam steps with the gradients summed over `replicas` data-parallel replicas (one process:
-    /// this batch's own); Adam divides by `replicas`, i.e. steps with the average.
-    public func applyUpdates(lrG: Double, lrD: Double, generatorStep: Bool = true, replicas: Int = 1) {
+    /// this batch's own); Adam divides by `replicas`, i.e. steps with the average. The sums are
+    /// in the networks' gradient buffers unless `sumsG` / `sumsD` point elsewhere (same layout).
+    public func applyUpdates(lrG: Double, lrD: Double, generatorStep: Bool = true, replicas: Int = 1,
+                             sumsG: UnsafePointer<Float>? = nil, sumsD: UnsafePointer<Float>? = nil) {
         let d = discriminator.state
-        adamD.update(parameters: d.values, summedGradients: d.grads, replicas: replicas, lr: lrD)
+        adamD.update(parameters: d.values, summedGradients: sumsD ?? UnsafePointer(d.grads), replicas: replicas, lr: lrD)
         if generatorStep {
             let g = generator.state
-            adamG.update(parameters: g.values, summedGradients: g.grads, replicas: replicas, lr: lrG)
+            adamG.update(parameters: g.values, summedGradients: sumsG ?? UnsafePointer(g.grads), replicas: replicas, lr: lrG)
         }
     }
 }

@@ -54,6 +54,7 @@ public struct TrainConfig: Sendable {
     public var checkpoint_every = 0
     public var keep_checkpoints = 0
     public var bucket_mb = 0.0
+    public var gradient_transport = ""
     public var blas_threads = 0
     public var drift_check_every = 0
 

@@ -259,7 +259,9 @@ extension TrainConfig {
 
         // Distributed and performance
         .float("bucket_mb", \.bucket_mb, 4.0, .atLeast(0, exclusive: true),
-               "gradient all-reduce bucket size in MiB"),
+               "gradient reduction bucket size in MiB"),
+        .choice("gradient_transport", \.gradient_transport, "auto", ["auto", "mpi"],
+                "how gradients are summed across ranks: auto = in node-shared memory when all ranks share one node, else MPI's all-reduce; mpi = always MPI's all-reduce"),
         .int("blas_threads", \.blas_threads, 0, .atLeast(0),
              "OpenBLAS threads per rank (0 = cores per node / ranks per node)"),
         .int("drift_check_every", \.drift_check_every, 100, .atLeast(0),

@@ -30,26 +30,70 @@ final class TimedStatisticsReducer: StatisticsReducer {
 }
 
 /// Connects backward (which announces final gradients) to the bucketed
-/// all-reduce of each network: the math never sees MPI, MPI never sees layers.
+/// reduction of each network: the math never sees MPI, MPI never sees layers.
+///
+/// With every rank on one node (and `sharedMemory`), the gradients themselves live in
+/// node-shared memory and are summed there (`SharedMemoryGradientReducer`); otherwise
+/// through MPI's non-blocking all-reduce (`GradientAllReducer`).
 final class GradientSync: GradientObserver {
-    let generator: GradientAllReducer
-    let discriminator: GradientAllReducer
+    let generator: GradientReducer
+    let discriminator: GradientReducer
     private let generatorState: ObjectIdentifier
     private let parameterCountG: Int, parameterCountD: Int
 
-    init(iteration it: TrainingIteration, communicator: Communicator, bucketBytes: Int) {
-        generator = Self.reducer(it.generator.state, communicator, bucketBytes)
-        discriminator = Self.reducer(it.discriminator.state, communicator, bucketBytes)
-        generatorState = ObjectIdentifier(it.generator.state)
-        parameterCountG = it.generator.state.params.count
-        parameterCountD = it.discriminator.state.params.count
+    init(iteration it: TrainingIteration, communicator comm: Communicator, bucketBytes: Int, sharedMemory: Bool) {
+        let g = it.generator.state, d = it.discriminator.state
+        generatorState = ObjectIdentifier(g)
+        parameterCountG = g.params.count
+        parameterCountD = d.params.count
+        if sharedMemory, let (rg, rd) = Self.sharedMemoryReducers(g, d, comm, bucketBytes) {
+            generator = rg; discriminator = rd
+        } else {
+            generator = GradientAllReducer(communicator: comm, base: g.grads, segments: Self.backwardOrder(g), bucketBytes: bucketBytes)
+            discriminator = GradientAllReducer(communicator: comm, base: d.grads, segments: Self.backwardOrder(d), bucketBytes: bucketBytes)
+        }
     }
 
     /// Backward finalises parameters roughly in reverse registration order; buckets follow it.
-    private static func reducer(_ state: ModelState, _ comm: Communicator, _ bucketBytes: Int) -> GradientAllReducer {
-        GradientAllReducer(communicator: comm, base: state.grads,
-                           segments: state.params.reversed().map { ($0.name, $0.offset, $0.count) },
-                           bucketBytes: bucketBytes)
+    private static func backwardOrder(_ state: ModelState) -> [(name: String, offset: Int, count: Int)] {
+        state.params.reversed().map { ($0.name, $0.offset, $0.count) }
+    }
+
+    /// Collective. Every rank's segment: [G gradients | D gradients | G flags | D flags], and
+    /// rank 0's also [G sums | D sums]; nil (on every rank) when the ranks span several nodes.
+    private static func sharedMemoryReducers(_ g: ModelState, _ d: ModelState, _ comm: Communicator,
+                                             _ bucketBytes: Int) -> (GradientReducer, GradientReducer)? {
+        guard comm.size > 1 else { return nil }
+        func aligned(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 }
+        let segG = backwardOrder(g), segD = backwardOrder(d)
+        let flagsG = SharedMemoryGradientReducer.flagCount(gradientCounts: segG.map(\.count), bucketBytes: bucketBytes)
+        let flagsD = SharedMemoryGradientReducer.flagCount(gradientCounts: segD.map(\.count), bucketBytes: bucketBytes)
+        let gradG = 0, gradD = aligned(4 * g.parameterCount)
+        let flagG = gradD + aligned(4 * d.parameterCount), flagD = flagG + aligned(8 * flagsG)
+        let sumG = flagD + aligned(8 * flagsD), sumD = sumG + aligned(4 * g.parameterCount)
+        let end = sumD + aligned(4 * d.parameterCount)
+        guard let memory = comm.allocateNodeShared(bytes: comm.rank == 0 ? end : sumG) else { return nil }
+        func at<T>(_ rank: Int, _ offset: Int, _: T.Type) -> UnsafeMutablePointer<T> {
+            (memory.segment(of: rank) + offset).assumingMemoryBound(to: T.self)
+        }
+        (at(comm.rank, flagG, Int64.self)).initialize(repeating: 0, count: flagsG)
+        (at(comm.rank, flagD, Int64.self)).initialize(repeating: 0, count: flagsD)
+        g.adoptGradientStorage(at(comm.rank, gradG, Float.self))
+        d.adoptGradientStorage(at(comm.rank, gradD, Float.self))
+        memory.synchronize()
+        comm.barrier()   // every rank's flags are zero before anyone raises one
+        memory.synchronize()
+        let ranks = 0..<comm.size
+        let abort: (String) -> Never = { comm.abort(message: $0, code: 1) }
+        let reducerG = SharedMemoryGradientReducer(
+            rank: comm.rank, memory: memory, gradients: ranks.map { at($0, gradG, Float.self) },
+            flags: ranks.map { at($0, flagG, Int64.self) }, sums: at(0, sumG, Float.self), segments: segG,
+            bucketBytes: bucketBytes, abort: abort)
+        let reducerD = SharedMemoryGradientReducer(
+            rank: comm.rank, memory: memory, gradients: ranks.map { at($0, gradD, Float.self) },
+            flags: ranks.map { at($0, flagD, Int64.self) }, sums: at(0, sumD, Float.self), segments: segD,
+            bucketBytes: bucketBytes, abort: abort)
+        return (reducerG, reducerD)
     }
 
     func gradientReady(_ parameter: ParamRef, in state: ModelState) {

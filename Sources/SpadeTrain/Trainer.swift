@@ -119,7 +119,8 @@ public final class Trainer {
         iteration = TrainingIteration(config: config.modelConfig, beta1: beta1, beta2: beta2,
                                       context: Context(reducer: comm.size > 1 ? statistics : nil))
         sync = GradientSync(iteration: iteration, communicator: comm.size > 1 ? comm.duplicate() : comm,
-                            bucketBytes: max(1, Int(config.bucket_mb * 1_048_576)))
+                            bucketBytes: max(1, Int(config.bucket_mb * 1_048_576)),
+                            sharedMemory: config.gradient_transport == "auto")
         if comm.size > 1 { iteration.context.observer = sync }
         let steps = ShardedSampler(count: dataset.count, globalBatch: globalBatch, rank: 0, worldSize: comm.size,
                                    seed: UInt64(truncatingIfNeeded: config.seed), serial: config.serial_batches).stepsPerEpoch
@@ -130,8 +131,10 @@ public final class Trainer {
     func describeModel() -> String {
         let g = iteration.generator.state.parameterCount, d = iteration.discriminator.state.parameterCount
         let m = config.modelConfig
+        let transport = comm.size == 1 ? "" : sync.generator is SharedMemoryGradientReducer
+            ? ", gradients summed in node-shared memory" : ", gradients summed by MPI all-reduce"
         return "G \(g) parameters, D \(d) parameters, images \(m.imageHeight)x\(m.imageWidth), " +
-            "\(dataset.count) samples, batch \(batchSize) per rank x \(comm.size) rank(s)"
+            "\(dataset.count) samples, batch \(batchSize) per rank x \(comm.size) rank(s)" + transport
     }
 
     // MARK: start-up state
@@ -302,7 +305,9 @@ public final class Trainer {
                     statusBuffer[5] = StopSignal.requested ? 1 : 0
                 }
                 if nonFinite { break }
-                it.applyUpdates(lrG: Double(lrG), lrD: Double(lrD), generatorStep: generatorStep, replicas: comm.size)
+                it.applyUpdates(lrG: Double(lrG), lrD: Double(lrD), generatorStep: generatorStep, replicas: comm.size,
+                                sumsG: sync.generator.sums.map { UnsafePointer($0) },
+                                sumsD: sync.discriminator.sums.map { UnsafePointer($0) })
                 lastBatch = batch
             }
             let position = loader.position

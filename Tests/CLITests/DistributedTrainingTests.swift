@@ -27,17 +27,23 @@ final class DistributedTrainingTests: XCTestCase {
     /// and both ranks end the step with bitwise identical state.
     func testTwoRanksBatch2ReproduceBatch4Fixture() throws { try checkRanksReproduceBatch4(np: 2) }
 
+    /// The same through MPI's all-reduce instead of node-shared memory (the multi-node path).
+    func testTwoRanksOverMPIAllReduceReproduceBatch4Fixture() throws {
+        try checkRanksReproduceBatch4(np: 2, transport: "mpi")
+    }
+
     /// The same with 4 ranks x batch 1 (oversubscribed): batch norm over 4 ranks of one sample each.
     func testFourRanksBatch1ReproduceBatch4Fixture() throws { try checkRanksReproduceBatch4(np: 4) }
 
-    func checkRanksReproduceBatch4(np: Int) throws {
-        let dir = try CLI.tempDir("e2e-np\(np)")
+    func checkRanksReproduceBatch4(np: Int, transport: String = "auto") throws {
+        let dir = try CLI.tempDir("e2e-np\(np)-\(transport)")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Serial order: rank r takes elements [r*b, (r+1)*b) of the global batch 0000-0003, the
         // fixture's batch. drift_check_every 1: the trainer compares hashes of all parameters and
         // buffers across ranks after the step and fails the run if they differ; the replica dump
         // lets us compare every byte (including Adam's moments) ourselves.
-        let config = try writeConfig(Self.fixtureConfig(batchSize: 4 / np) + "drift_check_every: 1\n", in: dir)
+        let config = try writeConfig(Self.fixtureConfig(batchSize: 4 / np) + "drift_check_every: 1\ngradient_transport: \(transport)\n",
+                                     in: dir)
         let r = try ProcessRunner.mpi(np: np, try CLI.exe(), [
             "train", "--config", config, "--init", Fixtures.directory + "/tiny_init.safetensors",
             "--steps", "1", "--run-dir", dir + "/run"],
@@ -45,6 +51,8 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertFalse(r.timedOut)
         XCTAssertTrue(r.output.contains("batch \(4 / np) per rank x \(np) rank(s)"), r.output)
+        XCTAssertTrue(r.output.contains(transport == "mpi" ? "gradients summed by MPI all-reduce"
+                                                           : "gradients summed in node-shared memory"), r.output)
         try checkAgainstIterationFixture("iteration_b4", runDir: dir + "/run", worldSize: np)
         try assertReplicasIdentical(dir + "/replicas", ranks: np,
                                     checkpoint: dir + "/run/checkpoints/step_00000001.safetensors")

@@ -37,6 +37,20 @@ final class MultiRankTests: XCTestCase {
                  "OK buckets np=4")
     }
 
+    func testSharedMemorySumsMatchBlockingBitwiseOn2Ranks() throws {
+        assertOK(try MPIRunner.run(np: 2, ["buckets", "--shared", "--shuffle", "--steps", "3", "--backward-ms", "20", "--total-mb", "4", "--bucket-kb", "512"]),
+                 "OK buckets (shared) np=2 tensors=40")
+    }
+
+    func testSharedMemorySumsUnmarkedAndNoPollOn3Ranks() throws {
+        assertOK(try MPIRunner.run(np: 3, ["buckets", "--shared", "--unmarked", "--no-poll", "--steps", "3", "--backward-ms", "10", "--total-mb", "1", "--bucket-kb", "64"], timeout: 60),
+                 "OK buckets (shared) np=3")
+    }
+
+    func testSharedMemoryNonFiniteSeenByAllRanks() throws {
+        assertOK(try MPIRunner.run(np: 3, ["nonfinite", "--shared", "--rank", "2"]), "OK nonfinite np=3")
+    }
+
     func testBroadcastAndReplicaDrift() throws {
         assertOK(try MPIRunner.run(np: 2, ["broadcast"]), "OK broadcast np=2")
         assertOK(try MPIRunner.run(np: 3, ["broadcast"]), "OK broadcast np=3")

@@ -74,6 +74,33 @@ final class SingleProcessTests: XCTestCase {
         }
     }
 
+    /// Node-shared reduction: every element of every bucket belongs to exactly one rank's shard,
+    /// for any world size, with shard boundaries on 16-float multiples inside the bucket.
+    func testSharedMemoryShardsTileEveryBucket() {
+        final class LocalMemory: NodeSharedMemory {
+            func segment(of rank: Int) -> UnsafeMutableRawPointer { preconditionFailure("not used") }
+            func synchronize() {}
+        }
+        let store = UnsafeMutablePointer<Float>.allocate(capacity: 5000)
+        let flags = UnsafeMutablePointer<Int64>.allocate(capacity: 64)
+        defer { store.deallocate(); flags.deallocate() }
+        let segments = [("c", 1300, 3700), ("b", 1, 1299), ("a", 0, 1)]
+        for ranks in 1...5 {
+            let r = SharedMemoryGradientReducer(rank: 0, memory: LocalMemory(), gradients: Array(repeating: store, count: ranks),
+                                                flags: Array(repeating: flags, count: ranks), sums: store, segments: segments,
+                                                bucketBytes: 4000, abort: { fatalError($0) })
+            XCTAssertEqual(r.bucketCount, 3)   // [c] (14800 B), [b] (5196 B), [a]
+            var owner = [Int](repeating: -1, count: 5000)
+            for b in 0..<r.bucketCount {
+                for q in 0..<ranks {
+                    let s = r.shard(b, of: q)
+                    for i in s { XCTAssertEqual(owner[i], -1, "element \(i) in two shards"); owner[i] = q }
+                }
+            }
+            XCTAssertFalse(owner.contains(-1), "\(ranks) ranks: an element in no shard")
+        }
+    }
+
     func testBucketingFollowsBackwardOrderAndDetectsContiguity() {
         let base = UnsafeMutablePointer<Float>.allocate(capacity: 1000)
         defer { base.deallocate() }

@@ -25,6 +25,9 @@ double spade_sum_squared_deviation(const float *x, size_t n, double mean);
 double spade_dot(const float *a, const float *b, size_t n);
 /// 1 if all n floats are finite, 0 if any is NaN or infinite.
 int spade_all_finite(const float *x, size_t n);
+/// dst[i] = ((src[0][i] + src[1][i]) + src[2][i]) + ... over nsrc >= 1 arrays (the replicas'
+/// gradients, in rank order); returns 1 if every sum is finite, 0 if any is NaN or infinite.
+int spade_sum_all_finite(const float *const *src, size_t nsrc, float *dst, size_t n);
 /// Spectral norm's direct and sigma terms: grad_orig[r][c] (+)= g[r][c] / sigma - (u[r] * coef) * v[c]
 /// (accumulated if accumulate != 0, else overwritten).
 void spade_spectral_norm_grad(const float *g, const float *u, const float *v, size_t rows, size_t cols,

@@ -1,0 +1,213 @@
+// Gradient sums through node-shared memory, for a world whose ranks all share one node.
+//
+// Every rank's backward writes its gradients straight into its own segment of an MPI
+// shared-memory window. Buckets are planned as in GradientAllReducer; each bucket is cut
+// into one shard per rank. When a rank finishes a bucket it raises its "ready" flag for
+// the step; the owner of a shard, once every rank's flag is up, adds the ranks' gradients
+// for its shard in rank order into the sums region (one writer per element, so the sums
+// are identical on all ranks) and raises its "reduced" flag. `finish()` completes this
+// rank's shards and waits for everyone else's. No MPI call and no copy: each gradient is
+// read once by its shard's owner, where an MPI all-reduce moves it through the kernel
+// (process_vm_readv) twice and reduces it in a separate pass.
+//
+// The flags hold step numbers, so they never need resetting, and they order everything:
+// - an owner reads rank q's bucket only after q's ready flag for this step (q wrote it);
+// - rank q overwrites its gradients in the next step only after its finish() saw every
+//   shard reduced (nobody reads them any more);
+// - an owner overwrites its sums in the next step only after every rank's ready flag for
+//   that step, i.e. after every rank finished the previous step (and its optimizer, which
+//   reads the sums).
+
+import CKernels
+import CMPI
+import Foundation
+
+public final class SharedMemoryGradientReducer: GradientReducer {
+    struct Bucket {
+        let gradients: Range<Int>    // indices into the constructor's list
+        let start: Int, elements: Int   // float range in the gradient store
+        var remaining = 0
+        var published = false
+        var reduced = false          // this rank's shard
+    }
+
+    public let rank: Int
+    public let worldSize: Int
+    public let bucketBytes: Int
+    /// If `finish()` waits longer, the job is aborted naming the bucket. nil = wait forever.
+    public var waitTimeoutSeconds: Double?
+    public var checkFinite = true
+    /// Where the sums are after `finish()`.
+    public var sums: UnsafeMutablePointer<Float>? { sumStore }
+
+    private let memory: NodeSharedMemory
+    private let gradientStores: [UnsafeMutablePointer<Float>]   // every rank's, same layout
+    private let flagStores: [UnsafeMutablePointer<Int64>]       // every rank's: ready[b], then reduced[b]
+    private let sumStore: UnsafeMutablePointer<Float>
+    private let abort: (String) -> Never
+    private var buckets: [Bucket] = []
+    private let bucketOf: [Int]
+    private let counts: [Int]
+    private var step: Int64 = 0
+    private var ready: [Bool]
+    private var inStep = false
+    private var stats = GradientReductionStats()
+    private var sources: [UnsafePointer<Float>?]
+
+    /// Floats of flags (as Int64) each rank needs for gradients of these sizes.
+    public static func flagCount(gradientCounts: [Int], bucketBytes: Int) -> Int {
+        2 * planGradientBuckets(counts: gradientCounts, bucketBytes: bucketBytes).count
+    }
+
+    /// `segments`: (name, offset, count) in the order backward finalises them, tiling one
+    /// gradient store; `gradients[q]` is rank q's store, `flags[q]` its `flagCount` flags
+    /// (zero-initialised), `sums` the shared sums store (same layout). All ranks construct
+    /// their reducers with the same segments in the same order.
+    public init(rank: Int, memory: NodeSharedMemory, gradients: [UnsafeMutablePointer<Float>],
+                flags: [UnsafeMutablePointer<Int64>], sums: UnsafeMutablePointer<Float>,
+                segments: [(name: String, offset: Int, count: Int)], bucketBytes: Int = 4 << 20,
+                abort: @escaping (String) -> Never) {
+        precondition(gradients.count == flags.count && rank < gradients.count && bucketBytes > 0)
+        self.rank = rank
+        self.worldSize = gradients.count
+        self.memory = memory
+        self.gradientStores = gradients
+        self.flagStores = flags
+        self.sumStore = sums
+        self.bucketBytes = bucketBytes
+        self.abort = abort
+        counts = segments.map(\.count)
+        var bucketOf = Array(repeating: 0, count: segments.count)
+        for range in planGradientBuckets(counts: counts, bucketBytes: bucketBytes) {
+            let parts = segments[range].filter { $0.count > 0 }.sorted { $0.offset < $1.offset }
+            let start = parts.first?.offset ?? 0
+            var end = start
+            for p in parts {
+                precondition(p.offset == end, "gradient \(p.name): a bucket's gradients must tile one range")
+                end += p.count
+            }
+            for i in range { bucketOf[i] = buckets.count }
+            buckets.append(Bucket(gradients: range, start: start, elements: end - start))
+        }
+        self.bucketOf = bucketOf
+        ready = Array(repeating: false, count: segments.count)
+        sources = Array(repeating: nil, count: gradients.count)
+    }
+
+    public var bucketCount: Int { buckets.count }
+    public var layoutDescription: String {
+        let total = buckets.reduce(0) { $0 + $1.elements }
+        return "\(counts.count) gradients, \(total * 4 / 1024) KiB in \(buckets.count) buckets of ~\(bucketBytes / 1024) KiB, summed in node-shared memory"
+    }
+
+    /// This rank's shard of a bucket: 16-float-aligned pieces, the last ranks' possibly empty.
+    func shard(_ b: Int, of r: Int) -> Range<Int> {
+        let n = buckets[b].elements
+        let chunk = ((n + worldSize - 1) / worldSize + 15) / 16 * 16
+        let lo = min(r * chunk, n), hi = min(lo + chunk, n)
+        return (buckets[b].start + lo)..<(buckets[b].start + hi)
+    }
+
+    private func readyFlag(_ r: Int, _ b: Int) -> UnsafeMutablePointer<Int64> { flagStores[r] + b }
+    private func reducedFlag(_ r: Int, _ b: Int) -> UnsafeMutablePointer<Int64> { flagStores[r] + buckets.count + b }
+
+    public func beginStep() {
+        precondition(!inStep, "beginStep() called twice without finish()")
+        step += 1
+        for i in ready.indices { ready[i] = false }
+        for b in buckets.indices {
+            buckets[b].remaining = buckets[b].gradients.count
+            buckets[b].published = false
+            buckets[b].reduced = false
+        }
+        stats = GradientReductionStats()
+        stats.buckets = buckets.count
+        inStep = true
+    }
+
+    public func markReady(_ index: Int) {
+        precondition(inStep, "markReady outside beginStep()/finish()")
+        precondition(!ready[index], "gradient \(index) marked ready twice in one step")
+        ready[index] = true
+        let b = bucketOf[index]
+        buckets[b].remaining -= 1
+        if buckets[b].remaining == 0 { publish(b) }
+    }
+
+    private func publish(_ b: Int) {
+        buckets[b].published = true
+        cmpi_flag_store(readyFlag(rank, b), step)
+    }
+
+    public func poll() {
+        guard inStep else { return }
+        let t0 = monotonicSeconds()
+        for b in buckets.indices where buckets[b].published && !buckets[b].reduced && everyoneReady(b) {
+            reduceShard(b)
+        }
+        stats.pollSeconds += monotonicSeconds() - t0
+    }
+
+    private func everyoneReady(_ b: Int) -> Bool {
+        (0..<worldSize).allSatisfy { cmpi_flag_load(readyFlag($0, b)) == step }
+    }
+
+    /// Sums this rank's shard of bucket b over all ranks, in rank order.
+    private func reduceShard(_ b: Int) {
+        let t0 = monotonicSeconds()
+        let range = shard(b, of: rank)
+        var finite = true
+        if !range.isEmpty {
+            for q in 0..<worldSize { sources[q] = UnsafePointer(gradientStores[q] + range.lowerBound) }
+            finite = sources.withUnsafeBufferPointer {
+                spade_sum_all_finite($0.baseAddress!, worldSize, sumStore + range.lowerBound, range.count) != 0
+            }
+        }
+        buckets[b].reduced = true
+        // The sign carries the verdict to the other ranks: -step = some sum is NaN/Inf.
+        cmpi_flag_store(reducedFlag(rank, b), finite || !checkFinite ? step : -step)
+        stats.postProcessSeconds += monotonicSeconds() - t0
+    }
+
+    @discardableResult
+    public func finish() -> GradientReductionStats {
+        precondition(inStep, "finish() without beginStep()")
+        stats.bucketsStartedBeforeFinish = buckets.filter(\.published).count
+        stats.bucketsCompletedBeforeFinish = buckets.filter(\.reduced).count
+        for b in buckets.indices where !buckets[b].published { publish(b) }
+        let t0 = monotonicSeconds(), summingBefore = stats.postProcessSeconds
+        var spins = 0
+        func waitedTooLong(_ what: String) {
+            spins += 1
+            if spins % 64 == 0 { cmpi_yield() }   // oversubscribed ranks share cores
+            if let limit = waitTimeoutSeconds, monotonicSeconds() - t0 > limit {
+                abort("waited \(Int(limit)) s for \(what); another rank is stuck or gone")
+            }
+        }
+        // This rank's shards, as the other ranks' buckets arrive.
+        while let b = buckets.indices.first(where: { !buckets[$0].reduced }) {
+            if everyoneReady(b) {
+                reduceShard(b)
+            } else {
+                waitedTooLong("the gradients of bucket \(b) from every rank")
+            }
+        }
+        // Everyone else's shards.
+        var allFinite = true
+        for b in buckets.indices {
+            for q in 0..<worldSize {
+                while true {
+                    let flag = cmpi_flag_load(reducedFlag(q, b))
+                    if flag == step || flag == -step { allFinite = allFinite && flag == step; break }
+                    waitedTooLong("rank \(q)'s sums of bucket \(b)")
+                }
+            }
+            stats.bytes += buckets[b].elements * MemoryLayout<Float>.size
+        }
+        memory.synchronize()
+        stats.commWaitSeconds = monotonicSeconds() - t0 - (stats.postProcessSeconds - summingBefore)
+        stats.allFinite = allFinite
+        inStep = false
+        return stats
+    }
+}
