@@ -95,6 +95,22 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     }
 
     public var bucketCount: Int { buckets.count }
+
+    /// This rank's shards of all buckets, merged where adjacent: the part of the optimizer
+    /// update that is this rank's when the replicas share parameters and moments.
+    public var ownedRanges: [Range<Int>] {
+        var ranges: [Range<Int>] = []
+        for b in buckets.indices {
+            let s = shard(b, of: rank)
+            if s.isEmpty { continue }
+            if let last = ranges.last, last.upperBound == s.lowerBound {
+                ranges[ranges.count - 1] = last.lowerBound..<s.upperBound
+            } else {
+                ranges.append(s)
+            }
+        }
+        return ranges
+    }
     public var layoutDescription: String {
         let total = buckets.reduce(0) { $0 + $1.elements }
         return "\(counts.count) gradients, \(total * 4 / 1024) KiB in \(buckets.count) buckets of ~\(bucketBytes / 1024) KiB, summed in node-shared memory"

@@ -10,8 +10,9 @@ import Foundation
 public final class Adam {
     public let beta1: Double, beta2: Double, eps: Double
     public let count: Int
-    public let expAvg: UnsafeMutablePointer<Float>
-    public let expAvgSq: UnsafeMutablePointer<Float>
+    public private(set) var expAvg: UnsafeMutablePointer<Float>
+    public private(set) var expAvgSq: UnsafeMutablePointer<Float>
+    private var ownsMoments = true
     /// Steps taken (PyTorch's `state['step']`).
     public var step: Int64 = 0
 
@@ -21,7 +22,20 @@ public final class Adam {
         expAvgSq = .allocate(capacity: max(count, 1)); expAvgSq.initialize(repeating: 0, count: max(count, 1))
     }
 
-    deinit { expAvg.deallocate(); expAvgSq.deallocate() }
+    deinit { if ownsMoments { expAvg.deallocate(); expAvgSq.deallocate() } }
+
+    /// Moves the moments into caller-owned memory of `count` floats each (node-shared memory),
+    /// copying the current moments unless another process already did.
+    public func adoptMomentStorage(expAvg m: UnsafeMutablePointer<Float>, expAvgSq v: UnsafeMutablePointer<Float>,
+                                   copyingCurrentValues: Bool) {
+        if copyingCurrentValues {
+            m.update(from: expAvg, count: count)
+            v.update(from: expAvgSq, count: count)
+        }
+        if ownsMoments { expAvg.deallocate(); expAvgSq.deallocate() }
+        expAvg = m; expAvgSq = v
+        ownsMoments = false
+    }
 
     public func reset() {
         step = 0
@@ -32,14 +46,21 @@ public final class Adam {
     /// One step with the gradients `summedGradients / replicas` (data parallelism sums the
     /// replicas' gradients; the division by their number, PyTorch's averaging, happens here,
     /// bit for bit, in the pass Adam makes over the gradients anyway).
+    ///
+    /// `ranges` (default: everything) limits the update to those elements: with the optimizer
+    /// sharded across replicas, each updates its own part of parameters and moments.
     public func update(parameters p: UnsafeMutablePointer<Float>, summedGradients g: UnsafePointer<Float>,
-                       replicas: Int = 1, lr: Double) {
+                       replicas: Int = 1, lr: Double, ranges: [Range<Int>]? = nil) {
         precondition(replicas >= 1)
         step += 1
         let t = Double(step)
         let stepSize = Float(-(lr / (1 - pow(beta1, t))))
         let bc2Sqrt = Float((1 - pow(beta2, t)).squareRoot())
-        spade_adam_update(p, g, Float(replicas), expAvg, expAvgSq, count, Float(1 - beta1), Float(beta2),
-                          Float(1 - beta2), stepSize, bc2Sqrt, Float(eps))
+        for r in ranges ?? [0..<count] where !r.isEmpty {
+            precondition(r.lowerBound >= 0 && r.upperBound <= count, "Adam range \(r) outside 0..<\(count)")
+            spade_adam_update(p + r.lowerBound, g + r.lowerBound, Float(replicas), expAvg + r.lowerBound,
+                              expAvgSq + r.lowerBound, r.count, Float(1 - beta1), Float(beta2), Float(1 - beta2),
+                              stepSize, bc2Sqrt, Float(eps))
+        }
     }
 }

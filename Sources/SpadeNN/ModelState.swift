@@ -34,14 +34,27 @@ public final class ModelState {
     private var bufferInitial: [Float] = []
     public private(set) var isFinalized = false
     private var ownsGradients = true
+    private var ownsValues = true
 
     public init() {
         values = .allocate(capacity: 1); grads = .allocate(capacity: 1); bufferValues = .allocate(capacity: 1)
     }
 
     deinit {
-        values.deallocate(); bufferValues.deallocate()
+        bufferValues.deallocate()
+        if ownsValues { values.deallocate() }
         if ownsGradients { grads.deallocate() }
+    }
+
+    /// Moves the parameters into caller-owned memory of `parameterCount` floats (node-shared
+    /// memory: one copy for all ranks of a node), copying the current values unless another
+    /// process already did; it must outlive every use of this state.
+    public func adoptValueStorage(_ storage: UnsafeMutablePointer<Float>, copyingCurrentValues: Bool) {
+        precondition(isFinalized, "adopt value storage after finalize()")
+        if copyingCurrentValues { storage.update(from: values, count: parameterCount) }
+        if ownsValues { values.deallocate() }
+        values = storage
+        ownsValues = false
     }
 
     /// Moves the gradients into caller-owned memory of `parameterCount` floats (the trainer's

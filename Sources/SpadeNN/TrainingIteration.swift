@@ -81,13 +81,18 @@ public final class TrainingIteration {
     /// Adam steps with the gradients summed over `replicas` data-parallel replicas (one process:
     /// this batch's own); Adam divides by `replicas`, i.e. steps with the average. The sums are
     /// in the networks' gradient buffers unless `sumsG` / `sumsD` point elsewhere (same layout).
+    /// `rangesG` / `rangesD` (default: all) restrict the update to this replica's shard of the
+    /// optimizer (parameters and moments shared by the replicas, each updating its part).
     public func applyUpdates(lrG: Double, lrD: Double, generatorStep: Bool = true, replicas: Int = 1,
-                             sumsG: UnsafePointer<Float>? = nil, sumsD: UnsafePointer<Float>? = nil) {
+                             sumsG: UnsafePointer<Float>? = nil, sumsD: UnsafePointer<Float>? = nil,
+                             rangesG: [Range<Int>]? = nil, rangesD: [Range<Int>]? = nil) {
         let d = discriminator.state
-        adamD.update(parameters: d.values, summedGradients: sumsD ?? UnsafePointer(d.grads), replicas: replicas, lr: lrD)
+        adamD.update(parameters: d.values, summedGradients: sumsD ?? UnsafePointer(d.grads), replicas: replicas, lr: lrD,
+                     ranges: rangesD)
         if generatorStep {
             let g = generator.state
-            adamG.update(parameters: g.values, summedGradients: sumsG ?? UnsafePointer(g.grads), replicas: replicas, lr: lrG)
+            adamG.update(parameters: g.values, summedGradients: sumsG ?? UnsafePointer(g.grads), replicas: replicas, lr: lrG,
+                         ranges: rangesG)
         }
     }
 }

@@ -32,25 +32,42 @@ final class TimedStatisticsReducer: StatisticsReducer {
 /// Connects backward (which announces final gradients) to the bucketed
 /// reduction of each network: the math never sees MPI, MPI never sees layers.
 ///
-/// With every rank on one node (and `sharedMemory`), the gradients themselves live in
-/// node-shared memory and are summed there (`SharedMemoryGradientReducer`); otherwise
-/// through MPI's non-blocking all-reduce (`GradientAllReducer`).
+/// With every rank on one node (and `sharedMemory`), the node holds one copy of the
+/// training state in node-shared memory: every rank's gradients (summed there by
+/// `SharedMemoryGradientReducer`), the sums, and the parameters and Adam moments, of which
+/// each rank updates its own shard (ZeRO-1 style: Adam's memory traffic divided by the
+/// rank count, and no parameter copies). Otherwise MPI's non-blocking all-reduce
+/// (`GradientAllReducer`) and every rank updates its own full copy.
 final class GradientSync: GradientObserver {
     let generator: GradientReducer
     let discriminator: GradientReducer
     private let generatorState: ObjectIdentifier
     private let parameterCountG: Int, parameterCountD: Int
+    private let comm: Communicator
+    private let shared: SharedTrainingState?
+
+    /// Where the node's one copy of the state lives (offsets in bytes into rank 0's segment).
+    private struct SharedTrainingState {
+        let memory: NodeSharedMemory
+        let valuesG: Int, valuesD: Int, expAvgG: Int, expAvgD: Int, expAvgSqG: Int, expAvgSqD: Int
+        let rangesG: [Range<Int>], rangesD: [Range<Int>]
+        func pointer(_ offset: Int) -> UnsafeMutablePointer<Float> {
+            (memory.segment(of: 0) + offset).assumingMemoryBound(to: Float.self)
+        }
+    }
 
     init(iteration it: TrainingIteration, communicator comm: Communicator, bucketBytes: Int, sharedMemory: Bool) {
         let g = it.generator.state, d = it.discriminator.state
         generatorState = ObjectIdentifier(g)
         parameterCountG = g.params.count
         parameterCountD = d.params.count
-        if sharedMemory, let (rg, rd) = Self.sharedMemoryReducers(g, d, comm, bucketBytes) {
-            generator = rg; discriminator = rd
+        self.comm = comm
+        if sharedMemory, let (rg, rd, state) = Self.sharedMemoryReducers(g, d, comm, bucketBytes) {
+            generator = rg; discriminator = rd; shared = state
         } else {
             generator = GradientAllReducer(communicator: comm, base: g.grads, segments: Self.backwardOrder(g), bucketBytes: bucketBytes)
             discriminator = GradientAllReducer(communicator: comm, base: d.grads, segments: Self.backwardOrder(d), bucketBytes: bucketBytes)
+            shared = nil
         }
     }
 
@@ -59,25 +76,29 @@ final class GradientSync: GradientObserver {
         state.params.reversed().map { ($0.name, $0.offset, $0.count) }
     }
 
-    /// Collective. Every rank's segment: [G gradients | D gradients | G flags | D flags], and
-    /// rank 0's also [G sums | D sums]; nil (on every rank) when the ranks span several nodes.
-    private static func sharedMemoryReducers(_ g: ModelState, _ d: ModelState, _ comm: Communicator,
-                                             _ bucketBytes: Int) -> (GradientReducer, GradientReducer)? {
+    /// Collective. Every rank's segment: [G gradients | D gradients | G flags | D flags]; rank 0's
+    /// also [G sums | D sums | G, D parameters | G, D exp_avg | G, D exp_avg_sq]. nil (on every
+    /// rank) when the ranks span several nodes.
+    private static func sharedMemoryReducers(_ g: ModelState, _ d: ModelState, _ comm: Communicator, _ bucketBytes: Int)
+        -> (GradientReducer, GradientReducer, SharedTrainingState)? {
         guard comm.size > 1 else { return nil }
         func aligned(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 }
         let segG = backwardOrder(g), segD = backwardOrder(d)
+        let bytesG = aligned(4 * g.parameterCount), bytesD = aligned(4 * d.parameterCount)
         let flagsG = SharedMemoryGradientReducer.flagCount(gradientCounts: segG.map(\.count), bucketBytes: bucketBytes)
         let flagsD = SharedMemoryGradientReducer.flagCount(gradientCounts: segD.map(\.count), bucketBytes: bucketBytes)
-        let gradG = 0, gradD = aligned(4 * g.parameterCount)
-        let flagG = gradD + aligned(4 * d.parameterCount), flagD = flagG + aligned(8 * flagsG)
-        let sumG = flagD + aligned(8 * flagsD), sumD = sumG + aligned(4 * g.parameterCount)
-        let end = sumD + aligned(4 * d.parameterCount)
+        let gradG = 0, gradD = bytesG, flagG = gradD + bytesD, flagD = flagG + aligned(8 * flagsG)
+        let sumG = flagD + aligned(8 * flagsD), sumD = sumG + bytesG
+        let valuesG = sumD + bytesD, valuesD = valuesG + bytesG
+        let expAvgG = valuesD + bytesD, expAvgD = expAvgG + bytesG
+        let expAvgSqG = expAvgD + bytesD, expAvgSqD = expAvgSqG + bytesG
+        let end = expAvgSqD + bytesD
         guard let memory = comm.allocateNodeShared(bytes: comm.rank == 0 ? end : sumG) else { return nil }
         func at<T>(_ rank: Int, _ offset: Int, _: T.Type) -> UnsafeMutablePointer<T> {
             (memory.segment(of: rank) + offset).assumingMemoryBound(to: T.self)
         }
-        (at(comm.rank, flagG, Int64.self)).initialize(repeating: 0, count: flagsG)
-        (at(comm.rank, flagD, Int64.self)).initialize(repeating: 0, count: flagsD)
+        at(comm.rank, flagG, Int64.self).initialize(repeating: 0, count: flagsG)
+        at(comm.rank, flagD, Int64.self).initialize(repeating: 0, count: flagsD)
         g.adoptGradientStorage(at(comm.rank, gradG, Float.self))
         d.adoptGradientStorage(at(comm.rank, gradD, Float.self))
         memory.synchronize()
@@ -93,7 +114,37 @@ final class GradientSync: GradientObserver {
             rank: comm.rank, memory: memory, gradients: ranks.map { at($0, gradD, Float.self) },
             flags: ranks.map { at($0, flagD, Int64.self) }, sums: at(0, sumD, Float.self), segments: segD,
             bucketBytes: bucketBytes, abort: abort)
-        return (reducerG, reducerD)
+        let state = SharedTrainingState(memory: memory, valuesG: valuesG, valuesD: valuesD, expAvgG: expAvgG,
+                                        expAvgD: expAvgD, expAvgSqG: expAvgSqG, expAvgSqD: expAvgSqD,
+                                        rangesG: reducerG.ownedRanges, rangesD: reducerD.ownedRanges)
+        return (reducerG, reducerD, state)
+    }
+
+    /// Collective, once every rank holds the same initial state: parameters and Adam moments
+    /// move into node-shared memory (rank 0's copy; the others' are identical and dropped).
+    func shareOptimizerState(_ it: TrainingIteration) {
+        guard let shared else { return }
+        let copy = comm.rank == 0
+        it.generator.state.adoptValueStorage(shared.pointer(shared.valuesG), copyingCurrentValues: copy)
+        it.discriminator.state.adoptValueStorage(shared.pointer(shared.valuesD), copyingCurrentValues: copy)
+        it.adamG.adoptMomentStorage(expAvg: shared.pointer(shared.expAvgG), expAvgSq: shared.pointer(shared.expAvgSqG),
+                                    copyingCurrentValues: copy)
+        it.adamD.adoptMomentStorage(expAvg: shared.pointer(shared.expAvgD), expAvgSq: shared.pointer(shared.expAvgSqD),
+                                    copyingCurrentValues: copy)
+        updatesApplied()
+    }
+
+    /// This rank's part of each network's optimizer update (nil: all of it).
+    var updateRangesG: [Range<Int>]? { shared?.rangesG }
+    var updateRangesD: [Range<Int>]? { shared?.rangesD }
+
+    /// Collective, after every optimizer update: with a shared state, no rank reads parameters
+    /// (next forward) or moments (checkpoint) before every rank has written its shard.
+    func updatesApplied() {
+        guard let shared else { return }
+        shared.memory.synchronize()
+        comm.barrier()
+        shared.memory.synchronize()
     }
 
     func gradientReady(_ parameter: ParamRef, in state: ModelState) {

@@ -126,6 +126,7 @@ public final class Trainer {
                                    seed: UInt64(truncatingIfNeeded: config.seed), serial: config.serial_batches).stepsPerEpoch
         totalSteps = options.steps ?? config.totalSteps(stepsPerEpoch: max(1, steps / max(config.d_steps_per_g, 1)))
         try initializeState()
+        sync.shareOptimizerState(iteration)
     }
 
     func describeModel() -> String {
@@ -307,7 +308,9 @@ public final class Trainer {
                 if nonFinite { break }
                 it.applyUpdates(lrG: Double(lrG), lrD: Double(lrD), generatorStep: generatorStep, replicas: comm.size,
                                 sumsG: sync.generator.sums.map { UnsafePointer($0) },
-                                sumsD: sync.discriminator.sums.map { UnsafePointer($0) })
+                                sumsD: sync.discriminator.sums.map { UnsafePointer($0) },
+                                rangesG: sync.updateRangesG, rangesD: sync.updateRangesD)
+                sync.updatesApplied()
                 lastBatch = batch
             }
             let position = loader.position
