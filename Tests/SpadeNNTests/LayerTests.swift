@@ -47,24 +47,38 @@ final class LayerTests: XCTestCase {
 
     func testConvGroupingAndPointwisePathsAgree() throws {
         // Same convolution with a workspace budget forcing 1-sample groups vs all samples in one group.
-        for (k, s, p) in [(3, 1, 1), (4, 2, 2), (1, 1, 0), (4, 1, 2)] {
+        // dX also against its definition, with more and fewer output than input channels and pads
+        // below, at and above (k-1)/2.
+        for (k, s, p, cout) in [(3, 1, 1, 4), (4, 2, 2, 4), (1, 1, 0, 4), (4, 1, 2, 4), (3, 1, 1, 2), (4, 1, 2, 3), (3, 1, 0, 2), (5, 1, 4, 1)] {
             let g = ConvGeometry(cin: 3, kernel: k, stride: s, pad: p, h: 7, w: 5)
             var rng = SystemRandomNumberGenerator()
             let xs = (0..<(3 * 3 * 35)).map { _ in Float.random(in: -1...1, using: &rng) }
-            let ws = (0..<(4 * 3 * k * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let ws = (0..<(cout * 3 * k * k)).map { _ in Float.random(in: -1...1, using: &rng) }
             let arena = Arena()
             let x = arena.tensor(3, 3, 7, 5); x.copy(from: xs)
             var outs: [[Float]] = [], dxs: [[Float]] = [], dws: [[Float]] = []
             for budget in [1, 1 << 20] { for algorithm in [ConvAlgorithm.im2col, .winograd] {
                 let w = Workspace(columnBudgetFloats: budget, convAlgorithm: algorithm)
-                let y = arena.tensor(3, 4, g.outH, g.outW)
-                convForward(x: x, weight: ws, bias: nil, cout: 4, geometry: g, y: y, workspace: w)
+                let y = arena.tensor(3, cout, g.outH, g.outW)
+                convForward(x: x, weight: ws, bias: nil, cout: cout, geometry: g, y: y, workspace: w)
                 outs.append(y.toArray())
                 let dx = arena.zeroTensor(like: x)
                 var dw = [Float](repeating: 0, count: ws.count)
-                convBackward(x: x, weight: ws, cout: 4, geometry: g, dy: y, dweight: &dw, dbias: nil, dx: dx, workspace: w)
+                convBackward(x: x, weight: ws, cout: cout, geometry: g, dy: y, dweight: &dw, dbias: nil, dx: dx, workspace: w)
                 dxs.append(dx.toArray()); dws.append(dw)
             } }
+            // dX by its definition, in double: every output position's taps scattered back.
+            var dxNaive = [Double](repeating: 0, count: xs.count)
+            let y = outs[0]
+            for n in 0..<3 { for co in 0..<cout { for oy in 0..<g.outH { for ox in 0..<g.outW {
+                let d = Double(y[((n * cout + co) * g.outH + oy) * g.outW + ox])
+                for ci in 0..<3 { for ky in 0..<k { for kx in 0..<k {
+                    let iy = oy * s - p + ky, ix = ox * s - p + kx
+                    guard iy >= 0 && iy < 7 && ix >= 0 && ix < 5 else { continue }
+                    dxNaive[((n * 3 + ci) * 7 + iy) * 5 + ix] += Double(ws[((co * 3 + ci) * k + ky) * k + kx]) * d
+                } } }
+            } } } }
+            assertClose(dxs[0], dxNaive.map { Float($0) }, rel: 1e-6, "k\(k) s\(s) p\(p) \(cout) dx vs its definition")
             for i in 1..<outs.count {
                 assertClose(outs[i], outs[0], rel: 1e-6, "k\(k) y, variant \(i)")
                 assertClose(dxs[i], dxs[0], rel: 1e-6, "k\(k) dx, variant \(i)")
