@@ -204,20 +204,32 @@ void spade_winograd_output_grad(const float *restrict dy, float *restrict dm, si
     }
 }
 
+/// Adds padded row `row` (even and odd columns) into image row row - 1 of `plane`, if it is one.
+static inline void add_padded_row(const float *restrict even, const float *restrict odd, long row, size_t h, size_t w,
+                                  size_t tw, float *restrict plane) {
+    if (row < 1 || row > (long)h) return;
+    float *restrict dst = plane + (size_t)(row - 1) * w;   // (row, 2q) = odd[q], (row, 2q + 1) = even[q + 1]
+    const size_t pairs = w / 2;
+    for (size_t q = 0; q < pairs; q++) { dst[2 * q] += odd[q]; dst[2 * q + 1] += even[q + 1]; }
+    if (w % 2) dst[w - 1] += odd[tw - 1];
+}
+
 SPADE_CLONES
 void spade_winograd_input_grad(const float *restrict dv, float *restrict dx, size_t samples, size_t channels,
                                size_t h, size_t w, float *restrict scratch) {
     const size_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = samples * th * tw;
-    const size_t stride16 = channels * tiles, pairs = w / 2;
-    // The tiles' input gradients overlap by two rows and two columns. They are summed in a
-    // padded plane kept as even and odd columns (rows of 2 * (tw + 1): even[q], odd[q]),
-    // through a per-tile-row patch buffer so that every loop is free of overlapping writes.
-    const size_t rowLen = 2 * (tw + 1), ph = 2 * th + 2;
-    float *restrict acc = scratch;
-    float *restrict patch = acc + ph * rowLen;   // [4 rows][4 columns][tw]
+    const size_t stride16 = channels * tiles;
+    // The tiles' input gradients overlap by two rows and two columns. Padded row r collects
+    // tile rows (r - 3) / 2 .. r / 2, so it is complete once tile row r / 2 is done: the rows
+    // are summed in a ring of four (kept as even and odd columns: even[q], odd[q]) that stays
+    // in L1, through a per-tile-row patch buffer so that every loop is free of overlapping writes.
+    const size_t rowLen = 2 * (tw + 1);
+    float *restrict ring = scratch;
+    float *restrict patch = ring + 4 * rowLen;   // [4 rows][4 columns][tw]
     for (size_t s = 0; s < samples; s++) {
         for (size_t c = 0; c < channels; c++) {
-            memset(acc, 0, ph * rowLen * sizeof(float));
+            memset(ring, 0, 4 * rowLen * sizeof(float));
+            float *plane = dx + (s * channels + c) * h * w;
             const float *in = dv + c * tiles + s * th * tw;
             for (size_t ty = 0; ty < th; ty++) {
                 const float *restrict vt = in + ty * tw;
@@ -239,19 +251,22 @@ void spade_winograd_input_grad(const float *restrict dv, float *restrict dx, siz
                     }
                 }
                 for (int a = 0; a < 4; a++) {   // patch row a -> padded row 2ty + a, columns 2tx .. 2tx + 3
-                    float *restrict even = acc + (2 * ty + a) * rowLen, *restrict odd = even + (tw + 1);
+                    float *restrict even = ring + ((2 * ty + a) % 4) * rowLen, *restrict odd = even + (tw + 1);
                     const float *restrict p0 = patch + (a * 4 + 0) * tw, *restrict p1 = patch + (a * 4 + 1) * tw;
                     const float *restrict p2 = patch + (a * 4 + 2) * tw, *restrict p3 = patch + (a * 4 + 3) * tw;
                     for (size_t tx = 0; tx < tw; tx++) { even[tx] += p0[tx]; odd[tx] += p1[tx]; }
                     for (size_t tx = 0; tx < tw; tx++) { even[tx + 1] += p2[tx]; odd[tx + 1] += p3[tx]; }
                 }
+                // Padded rows 2ty and 2ty + 1 are complete: add them to dx, free their slots.
+                for (size_t r = 2 * ty; r < 2 * ty + 2; r++) {
+                    float *restrict even = ring + (r % 4) * rowLen;
+                    add_padded_row(even, even + (tw + 1), (long)r, h, w, tw, plane);
+                    memset(even, 0, rowLen * sizeof(float));
+                }
             }
-            float *plane = dx + (s * channels + c) * h * w;
-            for (size_t row = 0; row < h; row++) {   // image (row, 2q) = odd[q], (row, 2q + 1) = even[q + 1]
-                const float *restrict even = acc + (row + 1) * rowLen, *restrict odd = even + (tw + 1);
-                float *restrict dst = plane + row * w;
-                for (size_t q = 0; q < pairs; q++) { dst[2 * q] += odd[q]; dst[2 * q + 1] += even[q + 1]; }
-                if (w % 2) dst[w - 1] += odd[tw - 1];
+            for (size_t r = 2 * th; r < 2 * th + 2; r++) {   // the last two padded rows
+                const float *restrict even = ring + (r % 4) * rowLen;
+                add_padded_row(even, even + (tw + 1), (long)r, h, w, tw, plane);
             }
         }
     }
