@@ -15,10 +15,12 @@
 // are first split into even and odd columns (padded column 2q and 2q+1, i.e. image
 // columns 2q-1 and 2q), which makes a tile's four columns E[tx], O[tx], E[tx+1], O[tx+1].
 //
-// Layouts: tile t = (s * th + ty) * tw + tx for s < samples, th = ceil(h/2), tw = ceil(w/2);
-// V, M, dM, dV are [16][channels][T]; U, dU are [16][cout][cin]. Tile (ty, tx) reads input
-// rows 2ty-1 .. 2ty+2 and columns 2tx-1 .. 2tx+2 (outside the image: zero) and covers
-// output rows 2ty, 2ty+1 and columns 2tx, 2tx+1 (outside the image: dropped).
+// The tile transforms work on one sample's block of tile rows ty0 <= ty < ty1 (the caller
+// sizes blocks so that a block's V and M stay in L2 between transform and GEMM). Layouts:
+// th = ceil(h/2), tw = ceil(w/2), a block holds T = (ty1 - ty0) * tw tiles, tile
+// t = (ty - ty0) * tw + tx; V, M, dM, dV are [16][channels][T]; U, dU are [16][cout][cin].
+// Tile (ty, tx) reads input rows 2ty-1 .. 2ty+2 and columns 2tx-1 .. 2tx+2 (outside the
+// image: zero) and covers output rows 2ty, 2ty+1 and columns 2tx, 2tx+1 (outside: dropped).
 
 #include "CKernels.h"
 #include "Clones.h"
@@ -84,17 +86,17 @@ static inline void split_padded_row(const float *restrict row, size_t w, size_t 
 }
 
 SPADE_CLONES
-void spade_winograd_input(const float *restrict x, float *restrict v, size_t samples, size_t channels,
-                          size_t h, size_t w, float *restrict scratch) {
-    const size_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = samples * th * tw;
+void spade_winograd_input(const float *restrict x, float *restrict v, size_t channels, size_t h, size_t w,
+                          size_t ty0, size_t ty1, float *restrict scratch) {
+    const size_t tw = (w + 1) / 2, tiles = (ty1 - ty0) * tw;
     const size_t stride16 = channels * tiles;
     float *restrict e[4], *restrict o[4];
     for (int a = 0; a < 4; a++) { e[a] = scratch + 2 * a * (tw + 1); o[a] = e[a] + (tw + 1); }
-    for (size_t s = 0; s < samples; s++) {
+    {
         for (size_t c = 0; c < channels; c++) {
-            const float *plane = x + (s * channels + c) * h * w;
-            float *out = v + c * tiles + s * th * tw;
-            for (size_t ty = 0; ty < th; ty++) {
+            const float *plane = x + c * h * w;
+            float *out = v + c * tiles - ty0 * tw;
+            for (size_t ty = ty0; ty < ty1; ty++) {
                 for (int a = 0; a < 4; a++) {
                     const long row = 2 * (long)ty - 1 + a;
                     split_padded_row((row >= 0 && row < (long)h) ? plane + row * w : NULL, w, tw, e[a], o[a]);
@@ -127,17 +129,17 @@ void spade_winograd_input(const float *restrict x, float *restrict v, size_t sam
 
 SPADE_CLONES
 void spade_winograd_output(const float *restrict m, const float *restrict bias, float *restrict y,
-                           size_t samples, size_t channels, size_t h, size_t w, float *restrict scratch) {
-    const size_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = samples * th * tw;
+                           size_t channels, size_t h, size_t w, size_t ty0, size_t ty1, float *restrict scratch) {
+    const size_t tw = (w + 1) / 2, tiles = (ty1 - ty0) * tw;
     const size_t stride16 = channels * tiles, pairs = w / 2;
     // The tile row's output rows 2ty and 2ty+1, split into even and odd columns.
     float *restrict y0e = scratch, *restrict y0o = y0e + tw, *restrict y1e = y0o + tw, *restrict y1o = y1e + tw;
-    for (size_t s = 0; s < samples; s++) {
+    {
         for (size_t c = 0; c < channels; c++) {
-            float *plane = y + (s * channels + c) * h * w;
+            float *plane = y + c * h * w;
             const float b = bias ? bias[c] : 0.0f;
-            const float *in = m + c * tiles + s * th * tw;
-            for (size_t ty = 0; ty < th; ty++) {
+            const float *in = m + c * tiles - ty0 * tw;
+            for (size_t ty = ty0; ty < ty1; ty++) {
                 const float *restrict mt = in + ty * tw;
                 for (size_t tx = 0; tx < tw; tx++) {
                     float a[4][2];   // M A
@@ -166,17 +168,17 @@ void spade_winograd_output(const float *restrict m, const float *restrict bias, 
 }
 
 SPADE_CLONES
-void spade_winograd_output_grad(const float *restrict dy, float *restrict dm, size_t samples, size_t channels,
-                                size_t h, size_t w, float *restrict scratch) {
-    const size_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = samples * th * tw;
+void spade_winograd_output_grad(const float *restrict dy, float *restrict dm, size_t channels, size_t h, size_t w,
+                                size_t ty0, size_t ty1, float *restrict scratch) {
+    const size_t tw = (w + 1) / 2, tiles = (ty1 - ty0) * tw;
     const size_t stride16 = channels * tiles, pairs = w / 2;
     // dY rows 2ty and 2ty+1 split into even and odd columns (zero outside the image).
     float *restrict g0e = scratch, *restrict g0o = g0e + tw, *restrict g1e = g0o + tw, *restrict g1o = g1e + tw;
-    for (size_t s = 0; s < samples; s++) {
+    {
         for (size_t c = 0; c < channels; c++) {
-            const float *plane = dy + (s * channels + c) * h * w;
-            float *out = dm + c * tiles + s * th * tw;
-            for (size_t ty = 0; ty < th; ty++) {
+            const float *plane = dy + c * h * w;
+            float *out = dm + c * tiles - ty0 * tw;
+            for (size_t ty = ty0; ty < ty1; ty++) {
                 const float *restrict r0 = plane + 2 * ty * w;
                 for (size_t q = 0; q < pairs; q++) { g0e[q] = r0[2 * q]; g0o[q] = r0[2 * q + 1]; }
                 if (w % 2) { g0e[tw - 1] = r0[w - 1]; g0o[tw - 1] = 0.0f; }
@@ -215,23 +217,24 @@ static inline void add_padded_row(const float *restrict even, const float *restr
 }
 
 SPADE_CLONES
-void spade_winograd_input_grad(const float *restrict dv, float *restrict dx, size_t samples, size_t channels,
-                               size_t h, size_t w, float *restrict scratch) {
-    const size_t th = (h + 1) / 2, tw = (w + 1) / 2, tiles = samples * th * tw;
+void spade_winograd_input_grad(const float *restrict dv, float *restrict dx, size_t channels, size_t h, size_t w,
+                               size_t ty0, size_t ty1, float *restrict scratch) {
+    const size_t tw = (w + 1) / 2, tiles = (ty1 - ty0) * tw;
     const size_t stride16 = channels * tiles;
     // The tiles' input gradients overlap by two rows and two columns. Padded row r collects
     // tile rows (r - 3) / 2 .. r / 2, so it is complete once tile row r / 2 is done: the rows
     // are summed in a ring of four (kept as even and odd columns: even[q], odd[q]) that stays
     // in L1, through a per-tile-row patch buffer so that every loop is free of overlapping writes.
+    // The two rows the next block also touches are added to dx as partial sums.
     const size_t rowLen = 2 * (tw + 1);
     float *restrict ring = scratch;
     float *restrict patch = ring + 4 * rowLen;   // [4 rows][4 columns][tw]
-    for (size_t s = 0; s < samples; s++) {
+    {
         for (size_t c = 0; c < channels; c++) {
             memset(ring, 0, 4 * rowLen * sizeof(float));
-            float *plane = dx + (s * channels + c) * h * w;
-            const float *in = dv + c * tiles + s * th * tw;
-            for (size_t ty = 0; ty < th; ty++) {
+            float *plane = dx + c * h * w;
+            const float *in = dv + c * tiles - ty0 * tw;
+            for (size_t ty = ty0; ty < ty1; ty++) {
                 const float *restrict vt = in + ty * tw;
                 for (size_t tx = 0; tx < tw; tx++) {
                     float q[4][4];   // dV B^T: columns combined
@@ -264,7 +267,7 @@ void spade_winograd_input_grad(const float *restrict dv, float *restrict dx, siz
                     memset(even, 0, rowLen * sizeof(float));
                 }
             }
-            for (size_t r = 2 * th; r < 2 * th + 2; r++) {   // the last two padded rows
+            for (size_t r = 2 * ty1; r < 2 * ty1 + 2; r++) {   // the block's last two padded rows
                 const float *restrict even = ring + (r % 4) * rowLen;
                 add_padded_row(even, even + (tw + 1), (long)r, h, w, tw, plane);
             }

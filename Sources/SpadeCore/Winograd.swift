@@ -28,25 +28,32 @@ struct WinogradTiles {
     var perSample: Int { th * tw }
 }
 
-/// Samples per Winograd group: the transformed input (16 x Cin x tiles) within the budget.
+/// Floats of one block's V and M together (16 x (Cin + Cout) x tiles): about 1 MiB, so that
+/// what a transform writes is still in L2 when the GEMMs read it, and the GEMM outputs when
+/// the next transform reads them (OpenBLAS also zero-fills each output for beta = 0 first).
+let winogradBlockFloats = 1 << 18
+
+/// Tile rows per block (at least one; a tighter workspace budget makes blocks smaller).
 @inline(__always)
-func winogradGroupSize(_ g: ConvGeometry, cout: Int, samples: Int, budget: Int) -> Int {
-    let perSample = 16 * max(g.cin, cout) * WinogradTiles(g).perSample
-    return max(1, min(samples, budget / max(perSample, 1)))
+func winogradBlockRows(_ g: ConvGeometry, cout: Int, workspace: Workspace) -> Int {
+    let tiles = WinogradTiles(g)
+    let floats = min(winogradBlockFloats, workspace.columnBudget)
+    return max(1, min(tiles.th, floats / (16 * (g.cin + cout) * tiles.tw)))
 }
 
 /// Floats to keep a convolution's transformed input V from forward to backward, which then
 /// skips recomputing it: non-nil when the convolution uses Winograd and V of all `samples`
-/// fits the workspace budget (otherwise backward recomputes V group by group).
+/// fits the workspace budget.
 public func winogradSavedInputCount(cout: Int, geometry g: ConvGeometry, samples: Int, workspace: Workspace,
                                     algorithm: ConvAlgorithm? = nil) -> Int? {
-    guard usesWinograd(g, algorithm ?? workspace.convAlgorithm),
-          winogradGroupSize(g, cout: cout, samples: samples, budget: workspace.columnBudget) >= samples else { return nil }
-    return 16 * g.cin * samples * WinogradTiles(g).perSample
+    guard usesWinograd(g, algorithm ?? workspace.convAlgorithm) else { return nil }
+    let count = 16 * g.cin * samples * WinogradTiles(g).perSample
+    return count <= workspace.columnBudget ? count : nil
 }
 
-// Workspace slots: 0 transformed input V (reused for dV), 1 M / dM, 2 U, 3 dU, 4 scratch.
-// A saved V (see winogradSavedInputCount) replaces slot 0, with all samples in one group.
+// Workspace slots: 0 one block's V (also its dV), 1 M / dM, 2 U, 3 dU, 4 scratch.
+// A saved V holds every block of every sample in order: sample s, tile rows from ty0 at
+// 16 * Cin * (s * th * tw + ty0 * tw).
 
 func winogradForward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Float, bias: UnsafePointer<Float>?,
                      cout: Int, geometry g: ConvGeometry, y: Tensor, workspace: Workspace,
@@ -55,61 +62,67 @@ func winogradForward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Float
     let u = workspace.buffer(2, count: 16 * cout * cin)
     spade_winograd_filter(weight, u, cout, cin)
     let scratch = workspace.buffer(4, count: spade_winograd_scratch(g.h, g.w))
-    let group = savedInput == nil ? winogradGroupSize(g, cout: cout, samples: x.n, budget: workspace.columnBudget) : x.n
-    let v = savedInput ?? workspace.buffer(0, count: 16 * cin * group * tiles.perSample)
-    let m = workspace.buffer(1, count: 16 * cout * group * tiles.perSample)
-    var n0 = 0
-    while n0 < x.n {
-        let gs = min(group, x.n - n0), t = gs * tiles.perSample
-        spade_winograd_input(x.sample(n0), v, gs, cin, g.h, g.w, scratch)
-        for k in 0..<16 {
-            sgemm(m: cout, n: t, k: cin, alpha: weightScale, a: u + k * cout * cin, lda: cin,
-                  b: v + k * cin * t, ldb: t, beta: 0, c: m + k * cout * t, ldc: t)
+    let rows = winogradBlockRows(g, cout: cout, workspace: workspace)
+    let vBlock = workspace.buffer(0, count: 16 * cin * rows * tiles.tw)
+    let m = workspace.buffer(1, count: 16 * cout * rows * tiles.tw)
+    for s in 0..<x.n {
+        for ty0 in stride(from: 0, to: tiles.th, by: rows) {
+            let ty1 = min(ty0 + rows, tiles.th), t = (ty1 - ty0) * tiles.tw
+            let v = savedInput.map { $0 + 16 * cin * (s * tiles.perSample + ty0 * tiles.tw) } ?? vBlock
+            spade_winograd_input(x.sample(s), v, cin, g.h, g.w, ty0, ty1, scratch)
+            for k in 0..<16 {
+                sgemm(m: cout, n: t, k: cin, alpha: weightScale, a: u + k * cout * cin, lda: cin,
+                      b: v + k * cin * t, ldb: t, beta: 0, c: m + k * cout * t, ldc: t)
+            }
+            spade_winograd_output(m, bias, y.sample(s), cout, g.h, g.w, ty0, ty1, scratch)
         }
-        spade_winograd_output(m, bias, y.sample(n0), gs, cout, g.h, g.w, scratch)
-        n0 += gs
     }
 }
 
 /// dweight (w.r.t. the scaled weight; accumulated or overwritten) and dx (accumulated);
-/// either may be nil. `savedInput` is forward's V (used when dy covers all samples;
-/// overwritten with dV).
+/// either may be nil. `savedInput` is forward's V for x's samples (dy's are the first of them).
 func winogradBackward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Float, cout: Int, geometry g: ConvGeometry,
                       dy: Tensor, dweight: UnsafeMutablePointer<Float>?, dx: Tensor?, workspace: Workspace,
                       savedInput: UnsafeMutablePointer<Float>?, accumulateWeightGradient: Bool) {
     let tiles = WinogradTiles(g), cin = g.cin
     let scratch = workspace.buffer(4, count: spade_winograd_scratch(g.h, g.w))
-    let saved = dy.n == x.n ? savedInput : nil
-    let group = saved == nil ? winogradGroupSize(g, cout: cout, samples: dy.n, budget: workspace.columnBudget) : dy.n
-    let v = saved ?? workspace.buffer(0, count: 16 * cin * group * tiles.perSample)
-    let dm = workspace.buffer(1, count: 16 * cout * group * tiles.perSample)
+    let rows = winogradBlockRows(g, cout: cout, workspace: workspace)
+    let vBlock = workspace.buffer(0, count: 16 * cin * rows * tiles.tw)
+    let dm = workspace.buffer(1, count: 16 * cout * rows * tiles.tw)
     var u: UnsafeMutablePointer<Float>? = nil
     if dx != nil {
         u = workspace.buffer(2, count: 16 * cout * cin)
         spade_winograd_filter(weight, u, cout, cin)
     }
     let du = dweight == nil ? nil : workspace.buffer(3, count: 16 * cout * cin)
-    var n0 = 0
-    while n0 < dy.n {
-        let gs = min(group, dy.n - n0), t = gs * tiles.perSample
-        spade_winograd_output_grad(dy.sample(n0), dm, gs, cout, g.h, g.w, scratch)
-        if let du {
-            // dU_k[Cout, Cin] = dM_k[Cout, T] * V_k[Cin, T]^T; summed over groups in dU, then G^T dU G.
-            if saved == nil { spade_winograd_input(x.sample(n0), v, gs, cin, g.h, g.w, scratch) }
-            for k in 0..<16 {
-                sgemm(transB: true, m: cout, n: cin, k: t, a: dm + k * cout * t, lda: t, b: v + k * cin * t, ldb: t,
-                      beta: n0 == 0 ? 0 : 1, c: du + k * cout * cin, ldc: cin)
+    for s in 0..<dy.n {
+        for ty0 in stride(from: 0, to: tiles.th, by: rows) {
+            let ty1 = min(ty0 + rows, tiles.th), t = (ty1 - ty0) * tiles.tw
+            spade_winograd_output_grad(dy.sample(s), dm, cout, g.h, g.w, ty0, ty1, scratch)
+            if let du {
+                // dU_k[Cout, Cin] = sum over blocks of dM_k[Cout, T] * V_k[Cin, T]^T, then G^T dU G.
+                let v: UnsafeMutablePointer<Float>
+                if let savedInput {
+                    v = savedInput + 16 * cin * (s * tiles.perSample + ty0 * tiles.tw)
+                } else {
+                    v = vBlock
+                    spade_winograd_input(x.sample(s), v, cin, g.h, g.w, ty0, ty1, scratch)
+                }
+                let first = s == 0 && ty0 == 0
+                for k in 0..<16 {
+                    sgemm(transB: true, m: cout, n: cin, k: t, a: dm + k * cout * t, lda: t, b: v + k * cin * t, ldb: t,
+                          beta: first ? 0 : 1, c: du + k * cout * cin, ldc: cin)
+                }
+            }
+            if let dx, let u {
+                // dV_k[Cin, T] = U_k^T * dM_k, folded back: dx += B dV B^T.
+                for k in 0..<16 {
+                    sgemm(transA: true, m: cin, n: t, k: cout, alpha: weightScale, a: u + k * cout * cin, lda: cin,
+                          b: dm + k * cout * t, ldb: t, beta: 0, c: vBlock + k * cin * t, ldc: t)
+                }
+                spade_winograd_input_grad(vBlock, dx.sample(s), cin, g.h, g.w, ty0, ty1, scratch)
             }
         }
-        if let dx, let u {
-            // dV_k[Cin, T] = U_k^T * dM_k (in V's buffer), folded back: dx += B dV B^T.
-            for k in 0..<16 {
-                sgemm(transA: true, m: cin, n: t, k: cout, alpha: weightScale, a: u + k * cout * cin, lda: cin,
-                      b: dm + k * cout * t, ldb: t, beta: 0, c: v + k * cin * t, ldc: t)
-            }
-            spade_winograd_input_grad(v, dx.sample(n0), gs, cin, g.h, g.w, scratch)
-        }
-        n0 += gs
     }
     if let dweight, let du { spade_winograd_filter_grad(du, dweight, cout, cin, accumulateWeightGradient ? 1 : 0) }
 }
@@ -117,14 +130,16 @@ func winogradBackward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Floa
 /// The GEMMs `winogradForward` + `winogradBackward` issue for `samples` samples.
 func winogradGEMMShapes(cout: Int, geometry g: ConvGeometry, samples: Int, workspace: Workspace) -> [GEMMShape] {
     let tiles = WinogradTiles(g)
-    let group = winogradGroupSize(g, cout: cout, samples: samples, budget: workspace.columnBudget)
+    let rows = winogradBlockRows(g, cout: cout, workspace: workspace)
     var shapes: [GEMMShape] = []
-    for n0 in stride(from: 0, to: samples, by: group) {
-        let t = min(group, samples - n0) * tiles.perSample
-        for _ in 0..<16 {
-            shapes.append(GEMMShape(m: cout, n: t, k: g.cin, transA: false, transB: false))
-            shapes.append(GEMMShape(m: cout, n: g.cin, k: t, transA: false, transB: true))
-            shapes.append(GEMMShape(m: g.cin, n: t, k: cout, transA: true, transB: false))
+    for _ in 0..<samples {
+        for ty0 in stride(from: 0, to: tiles.th, by: rows) {
+            let t = (min(ty0 + rows, tiles.th) - ty0) * tiles.tw
+            for _ in 0..<16 {
+                shapes.append(GEMMShape(m: cout, n: t, k: g.cin, transA: false, transB: false))
+                shapes.append(GEMMShape(m: cout, n: g.cin, k: t, transA: false, transB: true))
+                shapes.append(GEMMShape(m: g.cin, n: t, k: cout, transA: true, transB: false))
+            }
         }
     }
     return shapes

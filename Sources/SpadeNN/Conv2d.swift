@@ -99,7 +99,6 @@ public final class Conv2d {
                      dy: dy, dweight: dW, dbias: parameterGradients ? bias.map { state.grad($0) } : nil, dx: dx,
                      workspace: ctx.workspace, algorithm: algorithm, winogradInput: winogradInput,
                      accumulateParameterGradients: accumulate)
-        winogradInput = nil   // consumed (overwritten by backward)
         guard parameterGradients else { return }
         if spectral {
             SpectralNorm.backward(gradNormalized: dW!, weightOrig: state.value(weight), rows: cout,

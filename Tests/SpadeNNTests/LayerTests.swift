@@ -107,7 +107,7 @@ final class LayerTests: XCTestCase {
             let dy = arena.tensor(dyCount, cout, h, w); dy.copy(from: randoms(dyCount * cout * h * w))
             let initialDx = randoms(dyCount * cin * h * w), initialDw = randoms(weight.count)
             var results: [(y: [Float], dx: [Float], dw: [Float])] = []
-            // Winograd in 1-sample groups, Winograd keeping forward's transformed input, im2col.
+            // Winograd in one-tile-row blocks, Winograd keeping forward's transformed input, im2col.
             for (algorithm, budget, keep) in [(ConvAlgorithm.winograd, 1, false), (.winograd, 1 << 20, true), (.im2col, 1 << 20, false)] {
                 let ws = Workspace(columnBudgetFloats: budget, convAlgorithm: algorithm)
                 let saved = keep ? winogradSavedInputCount(cout: cout, geometry: g, samples: n, workspace: ws).map { arena.floats($0) } : nil

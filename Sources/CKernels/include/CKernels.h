@@ -34,9 +34,10 @@ void spade_spectral_norm_grad(const float *g, const float *u, const float *v, si
                               float sigma, float coef, int accumulate, float *grad_orig);
 
 // Winograd F(2x2, 3x3) transforms (Winograd.c): 3x3 stride-1 pad-1 convolutions as 16
-// GEMMs over channels. t = (s * th + ty) * tw + tx with th = ceil(h/2), tw = ceil(w/2),
-// T = samples * th * tw; V, M, dM, dV are [16][channels][T], U and dU [16][cout][cin].
-// `scratch` must hold spade_winograd_scratch(h, w) floats.
+// GEMMs over channels. The tile transforms cover one sample's tile rows ty0 <= ty < ty1
+// (th = ceil(h/2), tw = ceil(w/2)): T = (ty1 - ty0) * tw tiles, t = (ty - ty0) * tw + tx;
+// V, M, dM, dV are [16][channels][T], U and dU [16][cout][cin]. Images are one sample's
+// (channels, h, w). `scratch` must hold spade_winograd_scratch(h, w) floats.
 
 static inline size_t spade_winograd_scratch(size_t h, size_t w) {
     (void)h;
@@ -48,17 +49,17 @@ static inline size_t spade_winograd_scratch(size_t h, size_t w) {
 void spade_winograd_filter(const float *g, float *u, size_t cout, size_t cin);
 /// dg[cout][cin][3][3] += G^T dU G (accumulate != 0), or = (accumulate == 0).
 void spade_winograd_filter_grad(const float *du, float *dg, size_t cout, size_t cin, int accumulate);
-/// V = B^T d B for every 4x4 input tile of x (samples, channels, h, w).
-void spade_winograd_input(const float *x, float *v, size_t samples, size_t channels, size_t h, size_t w,
+/// V = B^T d B for the block's 4x4 input tiles of x.
+void spade_winograd_input(const float *x, float *v, size_t channels, size_t h, size_t w, size_t ty0, size_t ty1,
                           float *scratch);
-/// y (samples, channels, h, w) = A^T M A + bias (bias may be NULL).
-void spade_winograd_output(const float *m, const float *bias, float *y, size_t samples, size_t channels,
-                           size_t h, size_t w, float *scratch);
-/// dM = A dY A^T for every 2x2 output tile of dy (samples, channels, h, w).
-void spade_winograd_output_grad(const float *dy, float *dm, size_t samples, size_t channels, size_t h, size_t w,
-                                float *scratch);
-/// dx (samples, channels, h, w) += B dV B^T, the tiles folded back onto the image.
-void spade_winograd_input_grad(const float *dv, float *dx, size_t samples, size_t channels, size_t h, size_t w,
-                               float *scratch);
+/// The block's output rows of y = A^T M A + bias (bias may be NULL).
+void spade_winograd_output(const float *m, const float *bias, float *y, size_t channels, size_t h, size_t w,
+                           size_t ty0, size_t ty1, float *scratch);
+/// dM = A dY A^T for the block's 2x2 output tiles of dy.
+void spade_winograd_output_grad(const float *dy, float *dm, size_t channels, size_t h, size_t w, size_t ty0,
+                                size_t ty1, float *scratch);
+/// dx += B dV B^T, the block's tiles folded back onto the image.
+void spade_winograd_input_grad(const float *dv, float *dx, size_t channels, size_t h, size_t w, size_t ty0,
+                               size_t ty1, float *scratch);
 
 #endif
