@@ -132,3 +132,81 @@ double spade_sum_squared_deviation(const float *restrict x, size_t n, double mea
     for (int j = 0; j < 8; j++) total += lane[j];
     return total;
 }
+
+/// Floor division for a possibly negative numerator and a positive divisor.
+static inline long floor_div(long a, long b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+SPADE_CLONES
+void spade_im2col(const float *restrict x, size_t samples, size_t cin, size_t h, size_t w, size_t k, size_t stride,
+                  size_t pad, float *restrict col) {
+    const long oh = ((long)h + 2 * (long)pad - (long)k) / (long)stride + 1;
+    const long ow = ((long)w + 2 * (long)pad - (long)k) / (long)stride + 1;
+    const size_t plane_out = (size_t)(oh * ow), ld = samples * plane_out, plane_in = h * w;
+    for (size_t c = 0; c < cin; c++) {
+        for (size_t ky = 0; ky < k; ky++) {
+            for (size_t kx = 0; kx < k; kx++) {
+                float *row = col + ((c * k + ky) * k + kx) * ld;
+                // output columns whose input column ox * stride + kx - pad lies inside the image
+                long lo = ((long)pad - (long)kx + (long)stride - 1) / (long)stride;
+                if (lo < 0) lo = 0;
+                long hi = floor_div((long)w - 1 + (long)pad - (long)kx, (long)stride) + 1;
+                if (hi > ow) hi = ow;
+                for (size_t n = 0; n < samples; n++) {
+                    const float *src = x + (n * cin + c) * plane_in;
+                    float *dst_sample = row + n * plane_out;
+                    for (long oy = 0; oy < oh; oy++) {
+                        float *restrict dst = dst_sample + oy * ow;
+                        const long iy = oy * (long)stride + (long)ky - (long)pad;
+                        if (iy < 0 || iy >= (long)h || lo >= hi) {
+                            for (long ox = 0; ox < ow; ox++) dst[ox] = 0.0f;
+                            continue;
+                        }
+                        const float *restrict src_row = src + iy * (long)w + (long)kx - (long)pad;
+                        for (long ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+                        if (stride == 1) {
+                            for (long ox = lo; ox < hi; ox++) dst[ox] = src_row[ox];
+                        } else {
+                            for (long ox = lo; ox < hi; ox++) dst[ox] = src_row[ox * (long)stride];
+                        }
+                        for (long ox = hi; ox < ow; ox++) dst[ox] = 0.0f;
+                    }
+                }
+            }
+        }
+    }
+}
+
+SPADE_CLONES
+void spade_col2im_add(const float *restrict col, size_t samples, size_t cin, size_t h, size_t w, size_t k,
+                      size_t stride, size_t pad, float *restrict dx) {
+    const long oh = ((long)h + 2 * (long)pad - (long)k) / (long)stride + 1;
+    const long ow = ((long)w + 2 * (long)pad - (long)k) / (long)stride + 1;
+    const size_t plane_out = (size_t)(oh * ow), ld = samples * plane_out, plane_in = h * w;
+    for (size_t c = 0; c < cin; c++) {
+        for (size_t ky = 0; ky < k; ky++) {
+            for (size_t kx = 0; kx < k; kx++) {
+                const float *row = col + ((c * k + ky) * k + kx) * ld;
+                long lo = ((long)pad - (long)kx + (long)stride - 1) / (long)stride;
+                if (lo < 0) lo = 0;
+                long hi = floor_div((long)w - 1 + (long)pad - (long)kx, (long)stride) + 1;
+                if (hi > ow) hi = ow;
+                if (lo >= hi) continue;
+                for (size_t n = 0; n < samples; n++) {
+                    float *dst = dx + (n * cin + c) * plane_in;
+                    const float *src_sample = row + n * plane_out;
+                    for (long oy = 0; oy < oh; oy++) {
+                        const long iy = oy * (long)stride + (long)ky - (long)pad;
+                        if (iy < 0 || iy >= (long)h) continue;
+                        const float *restrict src = src_sample + oy * ow;
+                        float *restrict dst_row = dst + iy * (long)w + (long)kx - (long)pad;
+                        if (stride == 1) {
+                            for (long ox = lo; ox < hi; ox++) dst_row[ox] += src[ox];
+                        } else {
+                            for (long ox = lo; ox < hi; ox++) dst_row[ox * (long)stride] += src[ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

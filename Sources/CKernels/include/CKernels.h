@@ -33,6 +33,15 @@ int spade_sum_all_finite(const float *const *src, size_t nsrc, float *dst, size_
 void spade_spectral_norm_grad(const float *g, const float *u, const float *v, size_t rows, size_t cols,
                               float sigma, float coef, int accumulate, float *grad_orig);
 
+/// Unfolds `samples` NCHW samples (cin, h, w) for a k x k convolution with `stride` and `pad`
+/// into col[cin * k * k][samples * outH * outW] (row (c * k + ky) * k + kx, column
+/// s * outH * outW + oy * outW + ox; zero where the tap falls outside the image).
+void spade_im2col(const float *x, size_t samples, size_t cin, size_t h, size_t w, size_t k, size_t stride,
+                  size_t pad, float *col);
+/// The adjoint of spade_im2col: adds every column entry into its input pixel of dx.
+void spade_col2im_add(const float *col, size_t samples, size_t cin, size_t h, size_t w, size_t k, size_t stride,
+                      size_t pad, float *dx);
+
 // Winograd F(2x2, 3x3) transforms (Winograd.c): 3x3 stride-1 pad-1 convolutions as 16
 // GEMMs over channels. The tile transforms cover one sample's tile rows ty0 <= ty < ty1
 // (th = ceil(h/2), tw = ceil(w/2)): T = (ty1 - ty0) * tw tiles, t = (ty - ty0) * tw + tx;
