@@ -40,11 +40,13 @@ public func convForward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Fl
         return
     }
     let p = g.outH * g.outW, k = g.colRows
+    // A GEMM writing straight into y starts from the bias (beta 1): OpenBLAS would otherwise
+    // zero-fill y for beta 0 and the bias take another pass.
     if isPointwise(g) {
         for n in 0..<x.n {
-            sgemm(m: cout, n: p, k: k, alpha: weightScale, a: weight, lda: k, b: x.sample(n), ldb: p, beta: 0, c: y.sample(n), ldc: p)
+            let beta: Float = fillWithBias(y.sample(n), bias, cout: cout, plane: p) ? 1 : 0
+            sgemm(m: cout, n: p, k: k, alpha: weightScale, a: weight, lda: k, b: x.sample(n), ldb: p, beta: beta, c: y.sample(n), ldc: p)
         }
-        addBias(y, bias)
         return
     }
     let group = groupSize(g, samples: x.n, budget: workspace.columnBudget)
@@ -54,20 +56,34 @@ public func convForward(x: Tensor, weight: UnsafePointer<Float>, weightScale: Fl
         let gs = min(group, x.n - n0)
         im2col(x.sample(n0), samples: gs, g, col: col)
         if gs == 1 {
-            sgemm(m: cout, n: p, k: k, alpha: weightScale, a: weight, lda: k, b: col, ldb: p, beta: 0, c: y.sample(n0), ldc: p)
+            let beta: Float = fillWithBias(y.sample(n0), bias, cout: cout, plane: p) ? 1 : 0
+            sgemm(m: cout, n: p, k: k, alpha: weightScale, a: weight, lda: k, b: col, ldb: p, beta: beta, c: y.sample(n0), ldc: p)
         } else {
             let staged = workspace.buffer(1, count: cout * gs * p)
             sgemm(m: cout, n: gs * p, k: k, alpha: weightScale, a: weight, lda: k, b: col, ldb: gs * p, beta: 0, c: staged, ldc: gs * p)
-            // staged (Cout, gs, P) -> y (gs, Cout, P)
+            // staged (Cout, gs, P) -> y (gs, Cout, P), plus the bias
             for s in 0..<gs {
                 for o in 0..<cout {
-                    (y.sample(n0 + s) + o * p).update(from: staged + (o * gs + s) * p, count: p)
+                    let src = staged + (o * gs + s) * p, dst = y.sample(n0 + s) + o * p
+                    if let bias {
+                        let b = bias[o]
+                        for i in 0..<p { dst[i] = src[i] + b }
+                    } else {
+                        dst.update(from: src, count: p)
+                    }
                 }
             }
         }
         n0 += gs
     }
-    addBias(y, bias)
+}
+
+/// Fills one sample's (Cout, P) output with its bias; false (nothing written) without one.
+@inline(__always)
+func fillWithBias(_ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?, cout: Int, plane p: Int) -> Bool {
+    guard let bias else { return false }
+    for o in 0..<cout { (y + o * p).update(repeating: bias[o], count: p) }
+    return true
 }
 
 /// Backward of `convForward`. Accumulates (`+=`) into whichever of dweight,
@@ -146,19 +162,6 @@ public func convBackward(x: Tensor, weight: UnsafePointer<Float>, weightScale: F
             col2imAdd(col, samples: gs, g, dx: dx.sample(n0))
         }
         n0 += gs
-    }
-}
-
-@inline(__always)
-func addBias(_ y: Tensor, _ bias: UnsafePointer<Float>?) {
-    guard let bias else { return }
-    let p = y.plane
-    for n in 0..<y.n {
-        for o in 0..<y.c {
-            let row = y.sample(n) + o * p
-            let b = bias[o]
-            for i in 0..<p { row[i] += b }
-        }
     }
 }
 
