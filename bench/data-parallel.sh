@@ -2,11 +2,14 @@
 # Data-parallel throughput of the real trainer on one node (docs/distributed.md, "Benchmark"):
 #
 #   np1x2   mpirun -np 1 --bind-to none, 2 OpenBLAS threads, batch 4
-#   np2     mpirun -np 2 (one core each, 1 thread),       batch 2 per rank (same global batch 4)
-#   np2-tcp np2 with --mca btl tcp,self (TCP loopback instead of shared memory)
-#   np2-1b  np2 with bucket_mb 1e4: one bucket per network, so the generator's all-reduce
-#           starts only when its backward has ended (no overlap) -> the reference for "hidden"
-#   (np2-tcp-1b likewise over TCP)
+#   np2     mpirun -np 2 (one core each, 1 thread),       batch 2 per rank (same global batch 4);
+#           gradients summed in node-shared memory, optimizer sharded (gradient_transport auto)
+#   np2-mpi np2 with gradient_transport mpi: MPI's non-blocking all-reduce, full optimizer per
+#           rank (the multi-node path, here over OpenMPI's shared-memory transport)
+#   np2-tcp np2-mpi with --mca btl tcp,self (TCP loopback instead of shared memory)
+#   np2-mpi-1b  np2-mpi with bucket_mb 1e4: one bucket per network, so the generator's
+#           all-reduce starts only when its backward has ended (no overlap) -> the reference
+#           for "hidden" (np2-tcp-1b likewise over TCP)
 #   2x1-indep  two independent single-rank runs (batch 2, 1 thread), pinned to core 0 and 1
 #           with taskset, at the same time: np2 without any communication or synchronisation,
 #           an upper bound for np2 (images/s = the sum of the two)
@@ -58,6 +61,7 @@ model_args() {
   esac
 }
 
+mpi="--set gradient_transport=mpi"
 common="--set log_every=1 --set checkpoint_every=0 --set sample_every=0 --set drift_check_every=0 --set synthetic_count=256 --steps $STEPS"
 
 run_variant() {  # model variant round
@@ -67,16 +71,17 @@ run_variant() {  # model variant round
   case "$v" in
     np1x2)      mpirun -np 1 --bind-to none "$BIN" train $common $margs --set batchSize=4 --set blas_threads=2 --run-dir "$dir" ;;
     np2)        mpirun -np 2 "$BIN" train $common $margs --set batchSize=2 --run-dir "$dir" ;;
-    np2-1b)     mpirun -np 2 "$BIN" train $common $margs --set batchSize=2 --set bucket_mb=10000 --run-dir "$dir" ;;
-    np2-tcp)    mpirun -np 2 --mca btl tcp,self "$BIN" train $common $margs --set batchSize=2 --run-dir "$dir" ;;
-    np2-tcp-1b) mpirun -np 2 --mca btl tcp,self "$BIN" train $common $margs --set batchSize=2 --set bucket_mb=10000 --run-dir "$dir" ;;
+    np2-mpi)    mpirun -np 2 "$BIN" train $common $margs --set batchSize=2 $mpi --run-dir "$dir" ;;
+    np2-mpi-1b) mpirun -np 2 "$BIN" train $common $margs --set batchSize=2 $mpi --set bucket_mb=10000 --run-dir "$dir" ;;
+    np2-tcp)    mpirun -np 2 --mca btl tcp,self "$BIN" train $common $margs --set batchSize=2 $mpi --run-dir "$dir" ;;
+    np2-tcp-1b) mpirun -np 2 --mca btl tcp,self "$BIN" train $common $margs --set batchSize=2 $mpi --set bucket_mb=10000 --run-dir "$dir" ;;
     2x1-indep)  taskset -c 0 "$BIN" train $common $margs --set batchSize=2 --set blas_threads=1 --run-dir "$dir/a" &
                 taskset -c 1 "$BIN" train $common $margs --set batchSize=2 --set blas_threads=1 --run-dir "$dir/b"
                 wait $! ;;
   esac >"$dir.log" 2>&1 || { echo "variant $v failed; see $dir.log" >&2; cat "$dir.log" >&2; exit 1; }
 }
 
-VARIANTS=(np1x2 np2 np2-tcp np2-1b np2-tcp-1b 2x1-indep)
+VARIANTS=(np1x2 np2 np2-mpi np2-tcp np2-mpi-1b np2-tcp-1b 2x1-indep)
 echo "# $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $STEPS steps (first $WARMUP dropped) x $ROUNDS interleaved rounds"
 for model in "${MODELS[@]}"; do
   mkdir -p "$OUT/$model"; rm -f "$OUT/$model/loads"
@@ -115,7 +120,7 @@ print("|---|---|---|---|---|---|---|---|---|---|")
 for v in variants:
     r = res[v]
     hidden = ""
-    ref = {"np2": "np2-1b", "np2-tcp": "np2-tcp-1b"}.get(v)
+    ref = {"np2-mpi": "np2-mpi-1b", "np2-tcp": "np2-tcp-1b"}.get(v)
     if ref and res[ref]["wait"] > 0:
         hidden = f"{100 * (1 - r['wait'] / res[ref]['wait']):.0f}%"
     rounds = ", ".join(f"{x:.2f}" for x in r["rounds"])
