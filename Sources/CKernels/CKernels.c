@@ -11,10 +11,22 @@ static inline int is_power_of_two(float d) {
     return frexpf(d, &exponent) == 0.5f;
 }
 
-SPADE_CLONES
-void spade_adam_update(float *restrict p, const float *restrict g_sum, float divisor, float *restrict m,
-                       float *restrict v, size_t n, float w, float b2, float c2, float step, float bc2_sqrt,
-                       float eps) {
+/// Adds parts[0..nparts) element by element in index order, ((p0 + p1) + p2) + ..., into dst.
+static inline void sum_in_order(const float *const *parts, size_t nparts, size_t offset, float *restrict dst, size_t n) {
+    const float *restrict a = parts[0] + offset, *restrict b = parts[1] + offset;
+    for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
+    for (size_t k = 2; k < nparts; k++) {
+        const float *restrict c = parts[k] + offset;
+        for (size_t i = 0; i < n; i++) dst[i] += c[i];
+    }
+}
+
+/// Chunk of summed gradients kept on the stack (in L1) between summing and its use.
+enum { SUM_CHUNK = 2048 };
+
+static inline void adam_on(float *restrict p, const float *restrict g_sum, float divisor, float *restrict m,
+                           float *restrict v, size_t n, float w, float b2, float c2, float step, float bc2_sqrt,
+                           float eps) {
     const int reciprocal = is_power_of_two(divisor);
     const float inverse = 1.0f / divisor;
     if (w == 1.0f) {
@@ -38,6 +50,22 @@ void spade_adam_update(float *restrict p, const float *restrict g_sum, float div
         m[i] = mn;
         v[i] = vn;
         p[i] = p[i] + (step * mn) / (sqrtf(vn) / bc2_sqrt + eps);
+    }
+}
+
+SPADE_CLONES
+void spade_adam_update(float *restrict p, const float *const *g_parts, size_t nparts, float divisor,
+                       float *restrict m, float *restrict v, size_t n, float w, float b2, float c2, float step,
+                       float bc2_sqrt, float eps) {
+    if (nparts == 1) {
+        adam_on(p, g_parts[0], divisor, m, v, n, w, b2, c2, step, bc2_sqrt, eps);
+        return;
+    }
+    float sum[SUM_CHUNK];
+    for (size_t i0 = 0; i0 < n; i0 += SUM_CHUNK) {
+        const size_t len = n - i0 < SUM_CHUNK ? n - i0 : SUM_CHUNK;
+        sum_in_order(g_parts, nparts, i0, sum, len);
+        adam_on(p + i0, sum, divisor, m + i0, v + i0, len, w, b2, c2, step, bc2_sqrt, eps);
     }
 }
 
@@ -98,26 +126,16 @@ int spade_all_finite(const float *restrict x, size_t n) {
 }
 
 SPADE_CLONES
-int spade_sum_all_finite(const float *const *src, size_t nsrc, float *restrict dst, size_t n) {
-    // Sources added in index order, ((s0 + s1) + s2) + ..., the same for every element.
+int spade_sum_all_finite(const float *const *parts, size_t nparts, size_t n) {
+    // The sums in the order Adam forms them (sum_in_order), in L1-sized chunks, never stored.
+    if (nparts == 1) return spade_all_finite(parts[0], n);
+    float sum[SUM_CHUNK];
     uint32_t nonfinite = 0;
-    const float *restrict a = src[0];
-    if (nsrc == 1) {
-        for (size_t i = 0; i < n; i++) { dst[i] = a[i]; nonfinite |= exponent_all_ones(a[i]); }
-        return nonfinite == 0;
+    for (size_t i0 = 0; i0 < n; i0 += SUM_CHUNK) {
+        const size_t len = n - i0 < SUM_CHUNK ? n - i0 : SUM_CHUNK;
+        sum_in_order(parts, nparts, i0, sum, len);
+        for (size_t i = 0; i < len; i++) nonfinite |= exponent_all_ones(sum[i]);
     }
-    const float *restrict b = src[1];
-    if (nsrc == 2) {
-        for (size_t i = 0; i < n; i++) { const float v = a[i] + b[i]; dst[i] = v; nonfinite |= exponent_all_ones(v); }
-        return nonfinite == 0;
-    }
-    for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
-    for (size_t k = 2; k + 1 < nsrc; k++) {
-        const float *restrict c = src[k];
-        for (size_t i = 0; i < n; i++) dst[i] += c[i];
-    }
-    const float *restrict last = src[nsrc - 1];
-    for (size_t i = 0; i < n; i++) { const float v = dst[i] + last[i]; dst[i] = v; nonfinite |= exponent_all_ones(v); }
     return nonfinite == 0;
 }
 

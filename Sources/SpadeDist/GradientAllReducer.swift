@@ -55,8 +55,11 @@ public protocol GradientReducer: AnyObject {
     func poll()
     /// Completes the step: the sums are final and identical on all ranks.
     @discardableResult func finish() -> GradientReductionStats
-    /// Where the sums are after `finish()`: nil = in place, in the gradients themselves.
-    var sums: UnsafeMutablePointer<Float>? { get }
+    /// nil: after `finish()` the sums are in place, in the gradients themselves. Otherwise each
+    /// gradient's sum is these stores (same layout) added element by element in order, which
+    /// the optimizer does as it reads them; they stay valid until every rank has passed a
+    /// barrier after that.
+    var summands: [UnsafeMutablePointer<Float>]? { get }
     var bucketCount: Int { get }
     /// One line for the start-up log.
     var layoutDescription: String { get }
@@ -180,7 +183,7 @@ public final class GradientAllReducer: GradientReducer {
     }
 
     public var bucketCount: Int { buckets.count }
-    public var sums: UnsafeMutablePointer<Float>? { nil }
+    public var summands: [UnsafeMutablePointer<Float>]? { nil }
     /// Number of buckets that need a staging copy (0 for a contiguous store).
     public var stagedBucketCount: Int { buckets.filter { $0.staging != nil }.count }
     /// One line for the start-up log.

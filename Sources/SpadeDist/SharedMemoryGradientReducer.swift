@@ -3,20 +3,19 @@
 // Every rank's backward writes its gradients straight into its own segment of an MPI
 // shared-memory window. Buckets are planned as in GradientAllReducer; each bucket is cut
 // into one shard per rank. When a rank finishes a bucket it raises its "ready" flag for
-// the step; the owner of a shard, once every rank's flag is up, adds the ranks' gradients
-// for its shard in rank order into the sums region (one writer per element, so the sums
-// are identical on all ranks) and raises its "reduced" flag. `finish()` completes this
-// rank's shards and waits for everyone else's. No MPI call and no copy: each gradient is
-// read once by its shard's owner, where an MPI all-reduce moves it through the kernel
-// (process_vm_readv) twice and reduces it in a separate pass.
+// the step; the owner of a shard, once every rank's flag is up, checks the rank-order sums
+// of its shard for NaN/Inf and raises its "reduced" flag (the sign carries the verdict).
+// `finish()` completes this rank's shards and waits for everyone else's. The sums are
+// never stored: the optimizer adds the ranks' gradients in rank order as it reads them
+// (`summands`), the same sums on every rank, and with a sharded optimizer each rank reads
+// only its own shard. No MPI call and no copy: an MPI all-reduce moves each gradient
+// through the kernel (process_vm_readv) twice and adds it in a separate pass.
 //
 // The flags hold step numbers, so they never need resetting, and they order everything:
 // - an owner reads rank q's bucket only after q's ready flag for this step (q wrote it);
-// - rank q overwrites its gradients in the next step only after its finish() saw every
-//   shard reduced (nobody reads them any more);
-// - an owner overwrites its sums in the next step only after every rank's ready flag for
-//   that step, i.e. after every rank finished the previous step (and its optimizer, which
-//   reads the sums).
+// - a rank's finish() returns only after every shard was checked (nobody reads for the
+//   check any more); the optimizer's reads end before the barrier the trainer passes
+//   after it, and only then does any rank start the next backward.
 
 import CKernels
 import CMPI
@@ -37,13 +36,12 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     /// If `finish()` waits longer, the job is aborted naming the bucket. nil = wait forever.
     public var waitTimeoutSeconds: Double?
     public var checkFinite = true
-    /// Where the sums are after `finish()`.
-    public var sums: UnsafeMutablePointer<Float>? { sumStore }
+    /// Every rank's gradient store: the sums are these added in rank order.
+    public var summands: [UnsafeMutablePointer<Float>]? { gradientStores }
 
     private let memory: NodeSharedMemory
     private let gradientStores: [UnsafeMutablePointer<Float>]   // every rank's, same layout
     private let flagStores: [UnsafeMutablePointer<Int64>]       // every rank's: ready[b], then reduced[b]
-    private let sumStore: UnsafeMutablePointer<Float>
     private let abort: (String) -> Never
     private var buckets: [Bucket] = []
     private let bucketOf: [Int]
@@ -61,10 +59,10 @@ public final class SharedMemoryGradientReducer: GradientReducer {
 
     /// `segments`: (name, offset, count) in the order backward finalises them, tiling one
     /// gradient store; `gradients[q]` is rank q's store, `flags[q]` its `flagCount` flags
-    /// (zero-initialised), `sums` the shared sums store (same layout). All ranks construct
-    /// their reducers with the same segments in the same order.
+    /// (zero-initialised). All ranks construct their reducers with the same segments in the
+    /// same order.
     public init(rank: Int, memory: NodeSharedMemory, gradients: [UnsafeMutablePointer<Float>],
-                flags: [UnsafeMutablePointer<Int64>], sums: UnsafeMutablePointer<Float>,
+                flags: [UnsafeMutablePointer<Int64>],
                 segments: [(name: String, offset: Int, count: Int)], bucketBytes: Int = 4 << 20,
                 abort: @escaping (String) -> Never) {
         precondition(gradients.count == flags.count && rank < gradients.count && bucketBytes > 0)
@@ -73,7 +71,6 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         self.memory = memory
         self.gradientStores = gradients
         self.flagStores = flags
-        self.sumStore = sums
         self.bucketBytes = bucketBytes
         self.abort = abort
         counts = segments.map(\.count)
@@ -113,7 +110,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     }
     public var layoutDescription: String {
         let total = buckets.reduce(0) { $0 + $1.elements }
-        return "\(counts.count) gradients, \(total * 4 / 1024) KiB in \(buckets.count) buckets of ~\(bucketBytes / 1024) KiB, summed in node-shared memory"
+        return "\(counts.count) gradients, \(total * 4 / 1024) KiB in \(buckets.count) buckets of ~\(bucketBytes / 1024) KiB, in node-shared memory"
     }
 
     /// This rank's shard of a bucket: 16-float-aligned pieces, the last ranks' possibly empty.
@@ -168,20 +165,20 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         (0..<worldSize).allSatisfy { cmpi_flag_load(readyFlag($0, b)) == step }
     }
 
-    /// Sums this rank's shard of bucket b over all ranks, in rank order.
+    /// Checks the rank-order sums of this rank's shard of bucket b for NaN/Inf.
     private func reduceShard(_ b: Int) {
         let t0 = monotonicSeconds()
         let range = shard(b, of: rank)
         var finite = true
-        if !range.isEmpty {
+        if checkFinite && !range.isEmpty {
             for q in 0..<worldSize { sources[q] = UnsafePointer(gradientStores[q] + range.lowerBound) }
             finite = sources.withUnsafeBufferPointer {
-                spade_sum_all_finite($0.baseAddress!, worldSize, sumStore + range.lowerBound, range.count) != 0
+                spade_sum_all_finite($0.baseAddress!, worldSize, range.count) != 0
             }
         }
         buckets[b].reduced = true
         // The sign carries the verdict to the other ranks: -step = some sum is NaN/Inf.
-        cmpi_flag_store(reducedFlag(rank, b), finite || !checkFinite ? step : -step)
+        cmpi_flag_store(reducedFlag(rank, b), finite ? step : -step)
         stats.postProcessSeconds += monotonicSeconds() - t0
     }
 

@@ -51,16 +51,26 @@ public final class Adam {
     /// sharded across replicas, each updates its own part of parameters and moments.
     public func update(parameters p: UnsafeMutablePointer<Float>, summedGradients g: UnsafePointer<Float>,
                        replicas: Int = 1, lr: Double, ranges: [Range<Int>]? = nil) {
-        precondition(replicas >= 1)
+        update(parameters: p, gradientParts: [g], replicas: replicas, lr: lr, ranges: ranges)
+    }
+
+    /// The same with the sum not formed yet: the gradient is `gradientParts` added element by
+    /// element in order (the replicas' own gradients, rank order), then divided by `replicas`.
+    public func update(parameters p: UnsafeMutablePointer<Float>, gradientParts: [UnsafePointer<Float>],
+                       replicas: Int = 1, lr: Double, ranges: [Range<Int>]? = nil) {
+        precondition(replicas >= 1 && !gradientParts.isEmpty)
         step += 1
         let t = Double(step)
         let stepSize = Float(-(lr / (1 - pow(beta1, t))))
         let bc2Sqrt = Float((1 - pow(beta2, t)).squareRoot())
-        for r in ranges ?? [0..<count] where !r.isEmpty {
-            precondition(r.lowerBound >= 0 && r.upperBound <= count, "Adam range \(r) outside 0..<\(count)")
-            spade_adam_update(p + r.lowerBound, g + r.lowerBound, Float(replicas), expAvg + r.lowerBound,
-                              expAvgSq + r.lowerBound, r.count, Float(1 - beta1), Float(beta2), Float(1 - beta2),
-                              stepSize, bc2Sqrt, Float(eps))
+        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: gradientParts.count) { parts in
+            for r in ranges ?? [0..<count] where !r.isEmpty {
+                precondition(r.lowerBound >= 0 && r.upperBound <= count, "Adam range \(r) outside 0..<\(count)")
+                for (k, g) in gradientParts.enumerated() { parts[k] = g + r.lowerBound }
+                spade_adam_update(p + r.lowerBound, parts.baseAddress!, gradientParts.count, Float(replicas),
+                                  expAvg + r.lowerBound, expAvgSq + r.lowerBound, r.count, Float(1 - beta1),
+                                  Float(beta2), Float(1 - beta2), stepSize, bc2Sqrt, Float(eps))
+            }
         }
     }
 }

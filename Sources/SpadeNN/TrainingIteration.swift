@@ -80,19 +80,20 @@ public final class TrainingIteration {
 
     /// Adam steps with the gradients summed over `replicas` data-parallel replicas (one process:
     /// this batch's own); Adam divides by `replicas`, i.e. steps with the average. The sums are
-    /// in the networks' gradient buffers unless `sumsG` / `sumsD` point elsewhere (same layout).
+    /// in the networks' gradient buffers, unless `gradientPartsG` / `gradientPartsD` give the
+    /// replicas' gradients (same layout) for Adam to add in order.
     /// `rangesG` / `rangesD` (default: all) restrict the update to this replica's shard of the
     /// optimizer (parameters and moments shared by the replicas, each updating its part).
     public func applyUpdates(lrG: Double, lrD: Double, generatorStep: Bool = true, replicas: Int = 1,
-                             sumsG: UnsafePointer<Float>? = nil, sumsD: UnsafePointer<Float>? = nil,
+                             gradientPartsG: [UnsafePointer<Float>]? = nil, gradientPartsD: [UnsafePointer<Float>]? = nil,
                              rangesG: [Range<Int>]? = nil, rangesD: [Range<Int>]? = nil) {
         let d = discriminator.state
-        adamD.update(parameters: d.values, summedGradients: sumsD ?? UnsafePointer(d.grads), replicas: replicas, lr: lrD,
-                     ranges: rangesD)
+        adamD.update(parameters: d.values, gradientParts: gradientPartsD ?? [UnsafePointer(d.grads)], replicas: replicas,
+                     lr: lrD, ranges: rangesD)
         if generatorStep {
             let g = generator.state
-            adamG.update(parameters: g.values, summedGradients: sumsG ?? UnsafePointer(g.grads), replicas: replicas, lr: lrG,
-                         ranges: rangesG)
+            adamG.update(parameters: g.values, gradientParts: gradientPartsG ?? [UnsafePointer(g.grads)], replicas: replicas,
+                         lr: lrG, ranges: rangesG)
         }
     }
 }

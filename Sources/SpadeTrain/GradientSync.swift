@@ -32,11 +32,11 @@ final class TimedStatisticsReducer: StatisticsReducer {
 /// Connects backward (which announces final gradients) to the bucketed
 /// reduction of each network: the math never sees MPI, MPI never sees layers.
 ///
-/// With every rank on one node (and `sharedMemory`), the node holds one copy of the
-/// training state in node-shared memory: every rank's gradients (summed there by
-/// `SharedMemoryGradientReducer`), the sums, and the parameters and Adam moments, of which
-/// each rank updates its own shard (ZeRO-1 style: Adam's memory traffic divided by the
-/// rank count, and no parameter copies). Otherwise MPI's non-blocking all-reduce
+/// With every rank on one node (and `sharedMemory`), the node holds the training state in
+/// node-shared memory: every rank's gradients (checked by `SharedMemoryGradientReducer`,
+/// summed by Adam as it reads them) and one copy of the parameters and Adam moments, of
+/// which each rank updates its own shard (ZeRO-1 style: Adam's memory traffic divided by
+/// the rank count, and no parameter copies). Otherwise MPI's non-blocking all-reduce
 /// (`GradientAllReducer`) and every rank updates its own full copy.
 final class GradientSync: GradientObserver {
     let generator: GradientReducer
@@ -77,8 +77,8 @@ final class GradientSync: GradientObserver {
     }
 
     /// Collective. Every rank's segment: [G gradients | D gradients | G flags | D flags]; rank 0's
-    /// also [G sums | D sums | G, D parameters | G, D exp_avg | G, D exp_avg_sq]. nil (on every
-    /// rank) when the ranks span several nodes.
+    /// also [G, D parameters | G, D exp_avg | G, D exp_avg_sq]. nil (on every rank) when the
+    /// ranks span several nodes.
     private static func sharedMemoryReducers(_ g: ModelState, _ d: ModelState, _ comm: Communicator, _ bucketBytes: Int)
         -> (GradientReducer, GradientReducer, SharedTrainingState)? {
         guard comm.size > 1 else { return nil }
@@ -88,12 +88,11 @@ final class GradientSync: GradientObserver {
         let flagsG = SharedMemoryGradientReducer.flagCount(gradientCounts: segG.map(\.count), bucketBytes: bucketBytes)
         let flagsD = SharedMemoryGradientReducer.flagCount(gradientCounts: segD.map(\.count), bucketBytes: bucketBytes)
         let gradG = 0, gradD = bytesG, flagG = gradD + bytesD, flagD = flagG + aligned(8 * flagsG)
-        let sumG = flagD + aligned(8 * flagsD), sumD = sumG + bytesG
-        let valuesG = sumD + bytesD, valuesD = valuesG + bytesG
+        let valuesG = flagD + aligned(8 * flagsD), valuesD = valuesG + bytesG
         let expAvgG = valuesD + bytesD, expAvgD = expAvgG + bytesG
         let expAvgSqG = expAvgD + bytesD, expAvgSqD = expAvgSqG + bytesG
         let end = expAvgSqD + bytesD
-        guard let memory = comm.allocateNodeShared(bytes: comm.rank == 0 ? end : sumG) else { return nil }
+        guard let memory = comm.allocateNodeShared(bytes: comm.rank == 0 ? end : valuesG) else { return nil }
         func at<T>(_ rank: Int, _ offset: Int, _: T.Type) -> UnsafeMutablePointer<T> {
             (memory.segment(of: rank) + offset).assumingMemoryBound(to: T.self)
         }
@@ -108,11 +107,11 @@ final class GradientSync: GradientObserver {
         let abort: (String) -> Never = { comm.abort(message: $0, code: 1) }
         let reducerG = SharedMemoryGradientReducer(
             rank: comm.rank, memory: memory, gradients: ranks.map { at($0, gradG, Float.self) },
-            flags: ranks.map { at($0, flagG, Int64.self) }, sums: at(0, sumG, Float.self), segments: segG,
+            flags: ranks.map { at($0, flagG, Int64.self) }, segments: segG,
             bucketBytes: bucketBytes, abort: abort)
         let reducerD = SharedMemoryGradientReducer(
             rank: comm.rank, memory: memory, gradients: ranks.map { at($0, gradD, Float.self) },
-            flags: ranks.map { at($0, flagD, Int64.self) }, sums: at(0, sumD, Float.self), segments: segD,
+            flags: ranks.map { at($0, flagD, Int64.self) }, segments: segD,
             bucketBytes: bucketBytes, abort: abort)
         let state = SharedTrainingState(memory: memory, valuesG: valuesG, valuesD: valuesD, expAvgG: expAvgG,
                                         expAvgD: expAvgD, expAvgSqG: expAvgSqG, expAvgSqD: expAvgSqD,

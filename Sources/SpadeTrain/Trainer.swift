@@ -307,8 +307,8 @@ public final class Trainer {
                 }
                 if nonFinite { break }
                 it.applyUpdates(lrG: Double(lrG), lrD: Double(lrD), generatorStep: generatorStep, replicas: comm.size,
-                                sumsG: sync.generator.sums.map { UnsafePointer($0) },
-                                sumsD: sync.discriminator.sums.map { UnsafePointer($0) },
+                                gradientPartsG: sync.generator.summands?.map { UnsafePointer($0) },
+                                gradientPartsD: sync.discriminator.summands?.map { UnsafePointer($0) },
                                 rangesG: sync.updateRangesG, rangesD: sync.updateRangesD)
                 sync.updatesApplied()
                 lastBatch = batch

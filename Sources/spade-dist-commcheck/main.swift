@@ -205,8 +205,7 @@ func makeReducer(_ comm: Communicator, shared: Bool, total: Int, segments: [(nam
     }
     let storeBytes = (4 * total + 63) / 64 * 64
     let flagCount = SharedMemoryGradientReducer.flagCount(gradientCounts: segments.map(\.count), bucketBytes: bucketBytes)
-    let sumsOffset = storeBytes + (8 * flagCount + 63) / 64 * 64
-    guard let memory = comm.allocateNodeShared(bytes: comm.rank == 0 ? sumsOffset + 4 * total : sumsOffset) else {
+    guard let memory = comm.allocateNodeShared(bytes: storeBytes + 8 * flagCount) else {
         throw Failure(description: "no node-shared memory (ranks on several nodes?)")
     }
     let flags = { (r: Int) in (memory.segment(of: r) + storeBytes).assumingMemoryBound(to: Int64.self) }
@@ -214,8 +213,7 @@ func makeReducer(_ comm: Communicator, shared: Bool, total: Int, segments: [(nam
     comm.barrier()
     let reducer = SharedMemoryGradientReducer(
         rank: comm.rank, memory: memory, gradients: (0..<comm.size).map { memory.segment(of: $0).assumingMemoryBound(to: Float.self) },
-        flags: (0..<comm.size).map(flags), sums: (memory.segment(of: 0) + sumsOffset).assumingMemoryBound(to: Float.self),
-        segments: segments, bucketBytes: bucketBytes, abort: { comm.abort(message: $0, code: 1) })
+        flags: (0..<comm.size).map(flags), segments: segments, bucketBytes: bucketBytes, abort: { comm.abort(message: $0, code: 1) })
     return (reducer, memory.segment(of: comm.rank).assumingMemoryBound(to: Float.self))
 }
 
@@ -257,8 +255,11 @@ func buckets(_ comm: Communicator) throws {
                                                    bucketBytes: bucketBytes, local: store)
     }
     func pointer(_ t: Int) -> UnsafeMutablePointer<Float> { staged ? separate[t] : gradientStore + offsets[t] }
-    /// Where tensor t's sum is after finish().
-    func sum(_ t: Int) -> UnsafeMutablePointer<Float> { reducer.sums.map { $0 + offsets[t] } ?? pointer(t) }
+    /// Tensor t's sum after finish(): in place, or the summands added in order as Adam adds them.
+    func sum(_ t: Int) -> [Float] {
+        guard let parts = reducer.summands else { return Array(UnsafeBufferPointer(start: pointer(t), count: sizes[t])) }
+        return (0..<sizes[t]).map { i in parts.dropFirst().reduce(parts[0][offsets[t] + i]) { $0 + $1[offsets[t] + i] } }
+    }
     say(comm, "buckets: \(reducer.layoutDescription)")
 
     var waits: [Double] = [], backwards: [Double] = [], blockingTimes: [Double] = [], polls: [Double] = []
@@ -300,8 +301,9 @@ func buckets(_ comm: Communicator) throws {
         blockingTimes.append(now() - tb)
         var maxErr: Float = 0, maxRef: Float = 0
         var base = 0
+        let sums = sizes.indices.map(sum)
         for t in sizes.indices {
-            let p = sum(t)
+            let p = sums[t]
             for i in 0..<sizes[t] {
                 let r = reference[base + i]
                 maxErr = max(maxErr, abs(p[i] - r)); maxRef = max(maxRef, abs(r))
@@ -313,9 +315,7 @@ func buckets(_ comm: Communicator) throws {
         try require(maxErr <= bound, "step \(step): bucketed result differs from blocking reference: \(maxErr) vs max \(maxRef)")
         try require(stats.allFinite, "finite data reported non-finite")
         for t in sizes.indices {
-            try UnsafeRawBufferPointer(start: sum(t), count: sizes[t] * 4).withMemoryRebound(to: UInt8.self) {
-                try requireIdentical(comm, "gradient \(names[t]) step \(step)", UnsafeRawBufferPointer($0))
-            }
+            try sums[t].withUnsafeBytes { try requireIdentical(comm, "gradient \(names[t]) step \(step)", $0) }
         }
     }
     // Skip the first step (warm-up) in the timings when there are several.

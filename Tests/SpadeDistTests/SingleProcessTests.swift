@@ -87,7 +87,7 @@ final class SingleProcessTests: XCTestCase {
         let segments = [("c", 1300, 3700), ("b", 1, 1299), ("a", 0, 1)]
         for ranks in 1...5 {
             let r = SharedMemoryGradientReducer(rank: 0, memory: LocalMemory(), gradients: Array(repeating: store, count: ranks),
-                                                flags: Array(repeating: flags, count: ranks), sums: store, segments: segments,
+                                                flags: Array(repeating: flags, count: ranks), segments: segments,
                                                 bucketBytes: 4000, abort: { fatalError($0) })
             XCTAssertEqual(r.bucketCount, 3)   // [c] (14800 B), [b] (5196 B), [a]
             var owner = [Int](repeating: -1, count: 5000)

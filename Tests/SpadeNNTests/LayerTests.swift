@@ -408,6 +408,40 @@ final class LayerTests: XCTestCase {
         }
     }
 
+    /// With node-shared gradients Adam gets the replicas' gradients themselves and adds them in
+    /// rank order: bit for bit the step on that sum (checked for 1..4 parts, chunk boundaries of
+    /// the C kernel included: 5003 elements), also when split into ranges (the sharded optimizer).
+    func testAdamOnGradientPartsEqualsAdamOnTheirSum() {
+        var rng = SplitMix64(seed: 11)
+        let count = 5003
+        let start: [Float] = (0..<count).map { _ in Float(rng.uniform(-0.5, 0.5)) }
+        for n in 1...4 {
+            let parts: [[Float]] = (0..<n).map { _ in (0..<count).map { _ in Float(rng.uniform(-1, 1)) } }
+            let sum: [Float] = (0..<count).map { i in parts.dropFirst().reduce(parts[0][i]) { $0 + $1[i] } }
+            let onParts = Adam(count: count), onSum = Adam(count: count), sharded = Adam(count: count)
+            var p1 = start, p2 = start, p3 = start
+            for _ in 0..<2 {
+                withPointers(parts) { onParts.update(parameters: &p1, gradientParts: $0, replicas: n, lr: 1e-3) }
+                onSum.update(parameters: &p2, summedGradients: sum, replicas: n, lr: 1e-3)
+                withPointers(parts) {
+                    sharded.update(parameters: &p3, gradientParts: $0, replicas: n, lr: 1e-3, ranges: [0..<2049, 2049..<count])
+                }
+            }
+            XCTAssertEqual(zip(p1, p2).filter { $0.bitPattern != $1.bitPattern }.count, 0, "\(n) parts vs their sum")
+            XCTAssertEqual(zip(p3, p2).filter { $0.bitPattern != $1.bitPattern }.count, 0, "\(n) parts in two ranges")
+            XCTAssertEqual(zip(UnsafeBufferPointer(start: onParts.expAvg, count: count), UnsafeBufferPointer(start: onSum.expAvg, count: count))
+                .filter { $0.bitPattern != $1.bitPattern }.count, 0, "\(n) parts: exp_avg")
+        }
+    }
+
+    private func withPointers(_ arrays: [[Float]], _ body: ([UnsafePointer<Float>]) -> Void) {
+        func recurse(_ i: Int, _ acc: [UnsafePointer<Float>]) {
+            if i == arrays.count { return body(acc) }
+            arrays[i].withUnsafeBufferPointer { recurse(i + 1, acc + [$0.baseAddress!]) }
+        }
+        recurse(0, [])
+    }
+
     /// Data parallelism hands Adam the replicas' summed gradients; stepping with `replicas: N` must
     /// be bit for bit the step on the average s / N (PyTorch divides before the step): for
     /// N = 1..5 (powers of two take the reciprocal path), with subnormal and tiny values.

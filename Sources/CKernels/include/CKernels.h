@@ -8,14 +8,14 @@
 // scalar IEEE operations, as PyTorch's CPU Adam computes them), and cloned for
 // AVX-512 / AVX2 / baseline CPUs (chosen at load time).
 
-/// One Adam step (PyTorch single-tensor semantics) over n parameters, on the replicas' summed
-/// gradient divided by their number (the data-parallel average, bit for bit g_sum / divisor):
-///   g = g_sum / divisor
+/// One Adam step (PyTorch single-tensor semantics) over n parameters, on the data-parallel
+/// average of the gradient: g = (((g_parts[0] + g_parts[1]) + g_parts[2]) + ...) / divisor,
+/// element by element (nparts = 1: an already summed gradient), bit for bit that division:
 ///   m = lerp(m, g, w)                (w = 1 - beta1)
 ///   v = v * b2 + (c2 * g) * g        (b2 = beta2, c2 = 1 - beta2)
 ///   p = p + (step * m) / (sqrt(v) / bc2_sqrt + eps)   (step = -lr / (1 - beta1^t))
-void spade_adam_update(float *p, const float *g_sum, float divisor, float *m, float *v, size_t n,
-                       float w, float b2, float c2, float step, float bc2_sqrt, float eps);
+void spade_adam_update(float *p, const float *const *g_parts, size_t nparts, float divisor, float *m, float *v,
+                       size_t n, float w, float b2, float c2, float step, float bc2_sqrt, float eps);
 
 /// Sum of n floats, accumulated in double (bias gradients over whole feature maps).
 double spade_sum(const float *x, size_t n);
@@ -25,9 +25,9 @@ double spade_sum_squared_deviation(const float *x, size_t n, double mean);
 double spade_dot(const float *a, const float *b, size_t n);
 /// 1 if all n floats are finite, 0 if any is NaN or infinite.
 int spade_all_finite(const float *x, size_t n);
-/// dst[i] = ((src[0][i] + src[1][i]) + src[2][i]) + ... over nsrc >= 1 arrays (the replicas'
-/// gradients, in rank order); returns 1 if every sum is finite, 0 if any is NaN or infinite.
-int spade_sum_all_finite(const float *const *src, size_t nsrc, float *dst, size_t n);
+/// 1 if every ((parts[0][i] + parts[1][i]) + parts[2][i]) + ... over nparts >= 1 arrays (the
+/// replicas' gradients, in rank order, summed as spade_adam_update sums them) is finite.
+int spade_sum_all_finite(const float *const *parts, size_t nparts, size_t n);
 /// Spectral norm's direct and sigma terms: grad_orig[r][c] (+)= g[r][c] / sigma - (u[r] * coef) * v[c]
 /// (accumulated if accumulate != 0, else overwritten).
 void spade_spectral_norm_grad(const float *g, const float *u, const float *v, size_t rows, size_t cols,
