@@ -148,11 +148,6 @@ public final class ReplicaStatisticsReducer {
         calls += 1
         return ReplicaSum(values, communicator)
     }
-
-    /// Sums per-channel statistics over all replicas, in place.
-    public func sumAcrossReplicas(_ values: UnsafeMutableBufferPointer<Double>) {
-        startSum(values).wait()
-    }
 }
 
 /// A replica sum in flight (see `ReplicaStatisticsReducer`).

@@ -4,7 +4,7 @@
 // shared-memory window. Buckets are planned as in GradientAllReducer; each bucket is cut
 // into one shard per rank. When a rank finishes a bucket it raises its "ready" flag for
 // the step; the owner of a shard, once every rank's flag is up, checks the rank-order sums
-// of its shard for NaN/Inf and raises its "reduced" flag (the sign carries the verdict).
+// of its shard for NaN/Inf and raises its "checked" flag (the sign carries the verdict).
 // `finish()` completes this rank's shards and waits for everyone else's. The sums are
 // never stored: the optimizer adds the ranks' gradients in rank order as it reads them
 // (`summands`), the same sums on every rank, and with a sharded optimizer each rank reads
@@ -27,7 +27,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         let start: Int, elements: Int   // float range in the gradient store
         var remaining = 0
         var published = false
-        var reduced = false          // this rank's shard
+        var checked = false          // this rank's shard
     }
 
     public let rank: Int
@@ -41,7 +41,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
 
     private let memory: NodeSharedMemory
     private let gradientStores: [UnsafeMutablePointer<Float>]   // every rank's, same layout
-    private let flagStores: [UnsafeMutablePointer<Int64>]       // every rank's: ready[b], then reduced[b]
+    private let flagStores: [UnsafeMutablePointer<Int64>]       // every rank's: ready[b], then checked[b]
     private let abort: (String) -> Never
     private var buckets: [Bucket] = []
     private let bucketOf: [Int]
@@ -52,7 +52,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     private var stats = GradientReductionStats()
     private var sources: [UnsafePointer<Float>?]
 
-    /// Floats of flags (as Int64) each rank needs for gradients of these sizes.
+    /// Flags (Int64) each rank needs for gradients of these sizes.
     public static func flagCount(gradientCounts: [Int], bucketBytes: Int) -> Int {
         2 * planGradientBuckets(counts: gradientCounts, bucketBytes: bucketBytes).count
     }
@@ -108,6 +108,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         }
         return ranges
     }
+
     public var layoutDescription: String {
         let total = buckets.reduce(0) { $0 + $1.elements }
         return "\(counts.count) gradients, \(total * 4 / 1024) KiB in \(buckets.count) buckets of ~\(bucketBytes / 1024) KiB, in node-shared memory"
@@ -122,7 +123,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     }
 
     private func readyFlag(_ r: Int, _ b: Int) -> UnsafeMutablePointer<Int64> { flagStores[r] + b }
-    private func reducedFlag(_ r: Int, _ b: Int) -> UnsafeMutablePointer<Int64> { flagStores[r] + buckets.count + b }
+    private func checkedFlag(_ r: Int, _ b: Int) -> UnsafeMutablePointer<Int64> { flagStores[r] + buckets.count + b }
 
     public func beginStep() {
         precondition(!inStep, "beginStep() called twice without finish()")
@@ -131,7 +132,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         for b in buckets.indices {
             buckets[b].remaining = buckets[b].gradients.count
             buckets[b].published = false
-            buckets[b].reduced = false
+            buckets[b].checked = false
         }
         stats = GradientReductionStats()
         stats.buckets = buckets.count
@@ -155,8 +156,8 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     public func poll() {
         guard inStep else { return }
         let t0 = monotonicSeconds()
-        for b in buckets.indices where buckets[b].published && !buckets[b].reduced && everyoneReady(b) {
-            reduceShard(b)
+        for b in buckets.indices where buckets[b].published && !buckets[b].checked && everyoneReady(b) {
+            checkShard(b)
         }
         stats.pollSeconds += monotonicSeconds() - t0
     }
@@ -166,7 +167,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     }
 
     /// Checks the rank-order sums of this rank's shard of bucket b for NaN/Inf.
-    private func reduceShard(_ b: Int) {
+    private func checkShard(_ b: Int) {
         let t0 = monotonicSeconds()
         let range = shard(b, of: rank)
         var finite = true
@@ -176,9 +177,9 @@ public final class SharedMemoryGradientReducer: GradientReducer {
                 spade_sum_all_finite($0.baseAddress!, worldSize, range.count) != 0
             }
         }
-        buckets[b].reduced = true
+        buckets[b].checked = true
         // The sign carries the verdict to the other ranks: -step = some sum is NaN/Inf.
-        cmpi_flag_store(reducedFlag(rank, b), finite ? step : -step)
+        cmpi_flag_store(checkedFlag(rank, b), finite ? step : -step)
         stats.postProcessSeconds += monotonicSeconds() - t0
     }
 
@@ -186,11 +187,11 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     public func finish() -> GradientReductionStats {
         precondition(inStep, "finish() without beginStep()")
         stats.bucketsStartedBeforeFinish = buckets.filter(\.published).count
-        stats.bucketsCompletedBeforeFinish = buckets.filter(\.reduced).count
+        stats.bucketsCompletedBeforeFinish = buckets.filter(\.checked).count
         for b in buckets.indices where !buckets[b].published { publish(b) }
-        let t0 = monotonicSeconds(), summingBefore = stats.postProcessSeconds
+        let t0 = monotonicSeconds(), checkingBefore = stats.postProcessSeconds
         var spins = 0
-        func waitedTooLong(_ what: String) {
+        func keepWaiting(_ what: String) {
             spins += 1
             if spins % 64 == 0 { cmpi_yield() }   // oversubscribed ranks share cores
             if let limit = waitTimeoutSeconds, monotonicSeconds() - t0 > limit {
@@ -198,11 +199,11 @@ public final class SharedMemoryGradientReducer: GradientReducer {
             }
         }
         // This rank's shards, as the other ranks' buckets arrive.
-        while let b = buckets.indices.first(where: { !buckets[$0].reduced }) {
+        while let b = buckets.indices.first(where: { !buckets[$0].checked }) {
             if everyoneReady(b) {
-                reduceShard(b)
+                checkShard(b)
             } else {
-                waitedTooLong("the gradients of bucket \(b) from every rank")
+                keepWaiting("the gradients of bucket \(b) from every rank")
             }
         }
         // Everyone else's shards.
@@ -210,15 +211,15 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         for b in buckets.indices {
             for q in 0..<worldSize {
                 while true {
-                    let flag = cmpi_flag_load(reducedFlag(q, b))
+                    let flag = cmpi_flag_load(checkedFlag(q, b))
                     if flag == step || flag == -step { allFinite = allFinite && flag == step; break }
-                    waitedTooLong("rank \(q)'s sums of bucket \(b)")
+                    keepWaiting("rank \(q)'s check of bucket \(b)")
                 }
             }
             stats.bytes += buckets[b].elements * MemoryLayout<Float>.size
         }
         memory.synchronize()
-        stats.commWaitSeconds = monotonicSeconds() - t0 - (stats.postProcessSeconds - summingBefore)
+        stats.commWaitSeconds = monotonicSeconds() - t0 - (stats.postProcessSeconds - checkingBefore)
         stats.allFinite = allFinite
         inStep = false
         return stats

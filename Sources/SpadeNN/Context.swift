@@ -19,13 +19,6 @@ public protocol PendingStatisticsSum: AnyObject {
     func wait()
 }
 
-extension StatisticsReducer {
-    /// Blocking form of `startSumAcrossReplicas`.
-    public func sumAcrossReplicas(_ values: UnsafeMutableBufferPointer<Double>) {
-        startSumAcrossReplicas(values).wait()
-    }
-}
-
 /// Told when a parameter's gradient is final during backward, so its
 /// all-reduce can start while backward continues; `poll()` is called between
 /// layers to progress communication.

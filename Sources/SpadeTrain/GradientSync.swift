@@ -1,8 +1,6 @@
 import SpadeDist
 import SpadeNN
 
-extension ReplicaSum: PendingStatisticsSum {}
-
 /// Synchronized batch norm's reducer (the communicator's deterministic sum, bitwise identical
 /// on every rank) with a clock: seconds spent starting and waiting for its collectives, which is
 /// mostly waiting for the slowest rank ("sync_s" in metrics.jsonl).
