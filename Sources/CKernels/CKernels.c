@@ -154,21 +154,30 @@ double spade_sum_squared_deviation(const float *restrict x, size_t n, double mea
 /// Floor division for a possibly negative numerator and a positive divisor.
 static inline long floor_div(long a, long b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
+/// Output size of a convolution along one axis.
+static inline long conv_out(size_t n, size_t k, size_t stride, size_t pad) {
+    return ((long)n + 2 * (long)pad - (long)k) / (long)stride + 1;
+}
+
+/// Output columns [*lo, *hi) whose input column ox * stride + kx - pad lies inside the image.
+static inline void in_bounds_columns(size_t kx, size_t w, size_t stride, size_t pad, long ow, long *lo, long *hi) {
+    *lo = ((long)pad - (long)kx + (long)stride - 1) / (long)stride;
+    if (*lo < 0) *lo = 0;
+    *hi = floor_div((long)w - 1 + (long)pad - (long)kx, (long)stride) + 1;
+    if (*hi > ow) *hi = ow;
+}
+
 SPADE_CLONES
 void spade_im2col(const float *restrict x, size_t samples, size_t cin, size_t h, size_t w, size_t k, size_t stride,
                   size_t pad, float *restrict col) {
-    const long oh = ((long)h + 2 * (long)pad - (long)k) / (long)stride + 1;
-    const long ow = ((long)w + 2 * (long)pad - (long)k) / (long)stride + 1;
+    const long oh = conv_out(h, k, stride, pad), ow = conv_out(w, k, stride, pad);
     const size_t plane_out = (size_t)(oh * ow), ld = samples * plane_out, plane_in = h * w;
     for (size_t c = 0; c < cin; c++) {
         for (size_t ky = 0; ky < k; ky++) {
             for (size_t kx = 0; kx < k; kx++) {
                 float *row = col + ((c * k + ky) * k + kx) * ld;
-                // output columns whose input column ox * stride + kx - pad lies inside the image
-                long lo = ((long)pad - (long)kx + (long)stride - 1) / (long)stride;
-                if (lo < 0) lo = 0;
-                long hi = floor_div((long)w - 1 + (long)pad - (long)kx, (long)stride) + 1;
-                if (hi > ow) hi = ow;
+                long lo, hi;
+                in_bounds_columns(kx, w, stride, pad, ow, &lo, &hi);
                 for (size_t n = 0; n < samples; n++) {
                     const float *src = x + (n * cin + c) * plane_in;
                     float *dst_sample = row + n * plane_out;
@@ -197,17 +206,14 @@ void spade_im2col(const float *restrict x, size_t samples, size_t cin, size_t h,
 SPADE_CLONES
 void spade_col2im_add(const float *restrict col, size_t samples, size_t cin, size_t h, size_t w, size_t k,
                       size_t stride, size_t pad, float *restrict dx) {
-    const long oh = ((long)h + 2 * (long)pad - (long)k) / (long)stride + 1;
-    const long ow = ((long)w + 2 * (long)pad - (long)k) / (long)stride + 1;
+    const long oh = conv_out(h, k, stride, pad), ow = conv_out(w, k, stride, pad);
     const size_t plane_out = (size_t)(oh * ow), ld = samples * plane_out, plane_in = h * w;
     for (size_t c = 0; c < cin; c++) {
         for (size_t ky = 0; ky < k; ky++) {
             for (size_t kx = 0; kx < k; kx++) {
                 const float *row = col + ((c * k + ky) * k + kx) * ld;
-                long lo = ((long)pad - (long)kx + (long)stride - 1) / (long)stride;
-                if (lo < 0) lo = 0;
-                long hi = floor_div((long)w - 1 + (long)pad - (long)kx, (long)stride) + 1;
-                if (hi > ow) hi = ow;
+                long lo, hi;
+                in_bounds_columns(kx, w, stride, pad, ow, &lo, &hi);
                 if (lo >= hi) continue;
                 for (size_t n = 0; n < samples; n++) {
                     float *dst = dx + (n * cin + c) * plane_in;
