@@ -80,6 +80,41 @@ func planGradientBuckets(counts: [Int], bucketBytes: Int) -> [Range<Int>] {
     return buckets
 }
 
+/// A step's bookkeeping shared by the reducers: which gradients backward has finalised, and
+/// how many each bucket still waits for.
+struct BucketReadiness {
+    let bucketOf: [Int]            // gradient index -> bucket
+    private let sizes: [Int]       // gradients per bucket
+    private var ready: [Bool]
+    private var remaining: [Int]
+
+    init(buckets: [Range<Int>], gradientCount: Int) {
+        var bucketOf = Array(repeating: 0, count: gradientCount)
+        for (b, range) in buckets.enumerated() { for i in range { bucketOf[i] = b } }
+        self.bucketOf = bucketOf
+        sizes = buckets.map(\.count)
+        ready = Array(repeating: false, count: gradientCount)
+        remaining = sizes
+    }
+
+    /// A new step: nothing is final.
+    mutating func begin() {
+        for i in ready.indices { ready[i] = false }
+        for b in remaining.indices { remaining[b] = sizes[b] }
+    }
+
+    /// Gradient `index` is final; returns its bucket when that completes the bucket.
+    mutating func mark(_ index: Int, name: @autoclosure () -> String) -> Int? {
+        precondition(!ready[index], "gradient \(name()) marked ready twice in one step")
+        ready[index] = true
+        let b = bucketOf[index]
+        remaining[b] -= 1
+        return remaining[b] == 0 ? b : nil
+    }
+
+    func isComplete(_ b: Int) -> Bool { remaining[b] == 0 }
+}
+
 public final class GradientAllReducer: GradientReducer {
     /// One gradient tensor.
     public struct Gradient {
@@ -93,7 +128,6 @@ public final class GradientAllReducer: GradientReducer {
         var elements: Int
         var contiguous: UnsafeMutableBufferPointer<Float>?  // reduced in place
         var staging: UnsafeMutableBufferPointer<Float>?     // else copied here
-        var remaining = 0
         var pending: PendingReduction?
         var completed = false   // summed, checked and (if staged) copied back
     }
@@ -110,9 +144,8 @@ public final class GradientAllReducer: GradientReducer {
 
     private let comm: Communicator
     private var buckets: [Bucket] = []
-    private let bucketOf: [Int]
+    private var readiness: BucketReadiness
     private let indexOfName: [String: Int]
-    private var ready: [Bool]
     private var nextToStart = 0
     private var firstInFlight = 0
     private var stats = GradientReductionStats()
@@ -137,14 +170,11 @@ public final class GradientAllReducer: GradientReducer {
             names[g.name] = i
         }
         indexOfName = names
-        ready = Array(repeating: false, count: gradients.count)
-
-        var bucketOf = Array(repeating: 0, count: gradients.count)
-        for range in planGradientBuckets(counts: self.gradients.map(\.count), bucketBytes: bucketBytes) {
-            for i in range { bucketOf[i] = buckets.count }
+        let plan = planGradientBuckets(counts: self.gradients.map(\.count), bucketBytes: bucketBytes)
+        readiness = BucketReadiness(buckets: plan, gradientCount: gradients.count)
+        for range in plan {
             buckets.append(Bucket(gradients: range, elements: self.gradients[range].reduce(0) { $0 + $1.count }))
         }
-        self.bucketOf = bucketOf
         for b in buckets.indices {
             if let range = Self.contiguousRange(self.gradients[buckets[b].gradients]) {
                 buckets[b].contiguous = range
@@ -195,9 +225,8 @@ public final class GradientAllReducer: GradientReducer {
     /// Starts a step: every gradient becomes not-ready. Call before backward.
     public func beginStep() {
         precondition(!inStep, "beginStep() called twice without finish()")
-        for i in ready.indices { ready[i] = false }
+        readiness.begin()
         for b in buckets.indices {
-            buckets[b].remaining = buckets[b].gradients.count
             buckets[b].pending = nil
             buckets[b].completed = false
         }
@@ -211,11 +240,7 @@ public final class GradientAllReducer: GradientReducer {
     /// Backward calls this when gradient `index` (position in the constructor's list) is final.
     public func markReady(_ index: Int) {
         precondition(inStep, "markReady outside beginStep()/finish()")
-        precondition(!ready[index], "gradient \(gradients[index].name) marked ready twice in one step")
-        ready[index] = true
-        let b = bucketOf[index]
-        buckets[b].remaining -= 1
-        if buckets[b].remaining == 0 && b == nextToStart { startReadyBuckets() }
+        if readiness.mark(index, name: gradients[index].name) == nextToStart { startReadyBuckets() }
     }
 
     /// Backward calls this when the named gradient is final.
@@ -226,7 +251,7 @@ public final class GradientAllReducer: GradientReducer {
 
     /// Starts, in bucket order, every bucket whose gradients are all ready.
     private func startReadyBuckets() {
-        while nextToStart < buckets.count && buckets[nextToStart].remaining == 0 {
+        while nextToStart < buckets.count && readiness.isComplete(nextToStart) {
             start(nextToStart)
             nextToStart += 1
         }
@@ -294,10 +319,7 @@ public final class GradientAllReducer: GradientReducer {
         precondition(inStep, "finish() without beginStep()")
         stats.bucketsStartedBeforeFinish = nextToStart
         stats.bucketsCompletedBeforeFinish = firstInFlight
-        for b in nextToStart..<buckets.count {
-            buckets[b].remaining = 0
-            start(b)
-        }
+        for b in nextToStart..<buckets.count { start(b) }
         nextToStart = buckets.count
 
         for b in buckets.indices where !buckets[b].completed {

@@ -23,9 +23,7 @@ import Foundation
 
 public final class SharedMemoryGradientReducer: GradientReducer {
     struct Bucket {
-        let gradients: Range<Int>    // indices into the constructor's list
         let start: Int, elements: Int   // float range in the gradient store
-        var remaining = 0
         var published = false
         var checked = false          // this rank's shard
     }
@@ -44,10 +42,9 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     private let flagStores: [UnsafeMutablePointer<Int64>]       // every rank's: ready[b], then checked[b]
     private let abort: (String) -> Never
     private var buckets: [Bucket] = []
-    private let bucketOf: [Int]
+    private var readiness: BucketReadiness
     private let counts: [Int]
     private var step: Int64 = 0
-    private var ready: [Bool]
     private var inStep = false
     private var stats = GradientReductionStats()
     private var sources: [UnsafePointer<Float>?]
@@ -74,8 +71,9 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         self.bucketBytes = bucketBytes
         self.abort = abort
         counts = segments.map(\.count)
-        var bucketOf = Array(repeating: 0, count: segments.count)
-        for range in planGradientBuckets(counts: counts, bucketBytes: bucketBytes) {
+        let plan = planGradientBuckets(counts: counts, bucketBytes: bucketBytes)
+        readiness = BucketReadiness(buckets: plan, gradientCount: segments.count)
+        for range in plan {
             let parts = segments[range].filter { $0.count > 0 }.sorted { $0.offset < $1.offset }
             let start = parts.first?.offset ?? 0
             var end = start
@@ -83,11 +81,8 @@ public final class SharedMemoryGradientReducer: GradientReducer {
                 precondition(p.offset == end, "gradient \(p.name): a bucket's gradients must tile one range")
                 end += p.count
             }
-            for i in range { bucketOf[i] = buckets.count }
-            buckets.append(Bucket(gradients: range, start: start, elements: end - start))
+            buckets.append(Bucket(start: start, elements: end - start))
         }
-        self.bucketOf = bucketOf
-        ready = Array(repeating: false, count: segments.count)
         sources = Array(repeating: nil, count: gradients.count)
     }
 
@@ -128,9 +123,8 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     public func beginStep() {
         precondition(!inStep, "beginStep() called twice without finish()")
         step += 1
-        for i in ready.indices { ready[i] = false }
+        readiness.begin()
         for b in buckets.indices {
-            buckets[b].remaining = buckets[b].gradients.count
             buckets[b].published = false
             buckets[b].checked = false
         }
@@ -141,11 +135,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
 
     public func markReady(_ index: Int) {
         precondition(inStep, "markReady outside beginStep()/finish()")
-        precondition(!ready[index], "gradient \(index) marked ready twice in one step")
-        ready[index] = true
-        let b = bucketOf[index]
-        buckets[b].remaining -= 1
-        if buckets[b].remaining == 0 { publish(b) }
+        if let b = readiness.mark(index, name: "\(index)") { publish(b) }
     }
 
     private func publish(_ b: Int) {
