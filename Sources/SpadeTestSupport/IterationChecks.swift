@@ -112,3 +112,90 @@ public func checkGradients(names: [String], actual: (String) throws -> [Float], 
     }
     return r
 }
+
+/// One Adam step a run took, recomputed in float64 from the state it started from and the
+/// moments it ended with (the gradient it used is implied: g = (m - beta1 m0) / (1 - beta1)).
+/// Layout-independent: whatever gradient a run computed, its parameters and second moment must
+/// be exactly what Adam makes of it. A stale or unloaded moment, a skipped or doubly applied
+/// update, a shard nobody updated or a wrong step count shows here, not as a "gradient" error.
+public struct AdamStepCheck: Sendable {
+    /// max |after - expected| over the elements, in units of lr, after removing float32 rounding
+    /// of the parameter itself (one ulp of |after|).
+    public var worstParameterOverLR = 0.0
+    /// max |v - expected v| / expected v (the second moment, rel).
+    public var worstSecondMoment = 0.0
+    /// Elements checked.
+    public var elements = 0
+    public init() {}
+
+    /// float32 evaluation of the update: Adam's few element-wise operations in float32 against
+    /// float64 leave ~1e-6 of the update (<= lr), i.e. ~1e-6 lr; measured <= 1.2e-4 lr including
+    /// the parameters' own rounding. 1e-2 lr is 100x that and far below what any missed update
+    /// (~lr) or stale moment produces.
+    public static let parameterBound = 1e-2
+    /// A few float32 roundings of v = beta2 v0 + (1 - beta2) g^2 (measured <= 2e-7).
+    public static let secondMomentBound = 1e-5
+    public var passed: Bool { worstParameterOverLR <= Self.parameterBound && worstSecondMoment <= Self.secondMomentBound }
+}
+
+/// Checks `AdamStepCheck` for one tensor: `before`, `m0`, `v0` from the starting state;
+/// `after`, `m`, `v` from the state after the step; `step` is Adam's step count after it.
+public func checkAdamStep(before: [Float], m0: [Float], v0: [Float], after: [Float], m: [Float], v: [Float],
+                          step: Int, lr: Double, beta1: Double, beta2: Double, eps: Double,
+                          into r: inout AdamStepCheck) {
+    precondition([m0.count, v0.count, after.count, m.count, v.count].allSatisfy { $0 == before.count }, "size mismatch")
+    let t = Double(step)
+    let bias1 = 1 - pow(beta1, t), bias2Sqrt = (1 - pow(beta2, t)).squareRoot()
+    for i in before.indices {
+        let mi = Double(m[i]), vi = Double(v[i])
+        let g = (mi - beta1 * Double(m0[i])) / (1 - beta1)
+        let expectedV = beta2 * Double(v0[i]) + (1 - beta2) * g * g
+        let vError = abs(vi - expectedV) / max(expectedV, Double(Float.leastNormalMagnitude))
+        let expected = Double(before[i]) - lr / bias1 * mi / (vi.squareRoot() / bias2Sqrt + eps)
+        let pError = max(abs(Double(after[i]) - expected) - Double(after[i].ulp), 0) / lr
+        if !(vError <= r.worstSecondMoment) { r.worstSecondMoment = vError.isNaN ? .infinity : vError }
+        if !(pError <= r.worstParameterOverLR) { r.worstParameterOverLR = pError.isNaN ? .infinity : pError }
+    }
+    r.elements += before.count
+}
+
+/// One network's gradient in two runs that differ only in summation order (rank count, BLAS
+/// kernel, transport), as whole-network figures.
+public struct LayoutGradientComparison: Sendable {
+    /// |a - b|_2 / |b|_2 over all ordinary (not structurally-zero) gradients.
+    public var relativeL2 = 0.0
+    /// max |a - b| / max |b| over the same elements.
+    public var maxOverLargest = 0.0
+    /// The tensor with the worst per-tensor relative error, and that error.
+    public var worstTensor = ""
+    public var worstTensorRelative = 0.0
+    /// Structurally-zero gradients of `a`: max |g| / max |b| (must stay at rounding level).
+    public var worstZeroRatio = 0.0
+}
+
+public func compareLayoutGradients(names: [String], actual: (String) throws -> [Float], expected: (String) throws -> [Float],
+                                   zeroNames: Set<String>) rethrows -> LayoutGradientComparison {
+    var r = LayoutGradientComparison()
+    var differenceSquares = 0.0, referenceSquares = 0.0, largest = 0.0, largestDifference = 0.0
+    var zeroLargest = 0.0
+    for n in names {
+        let a = try actual(n), b = try expected(n)
+        precondition(a.count == b.count, "\(n): size mismatch")
+        largest = max(largest, maxAbs(b))
+        if zeroNames.contains(n) { zeroLargest = max(zeroLargest, maxAbs(a)); continue }
+        var tensorDifference = 0.0
+        for i in a.indices {
+            let d = Double(a[i]) - Double(b[i])
+            differenceSquares += d * d
+            referenceSquares += Double(b[i]) * Double(b[i])
+            if !(abs(d) <= tensorDifference) { tensorDifference = abs(d) }
+        }
+        largestDifference = max(largestDifference, tensorDifference.isNaN ? .infinity : tensorDifference)
+        let rel = tensorDifference / max(maxAbs(b), Double(Float.leastNormalMagnitude))
+        if !(rel <= r.worstTensorRelative) { r.worstTensorRelative = rel.isNaN ? .infinity : rel; r.worstTensor = n }
+    }
+    r.relativeL2 = differenceSquares.isNaN ? .infinity : (differenceSquares / max(referenceSquares, .leastNormalMagnitude)).squareRoot()
+    r.maxOverLargest = largestDifference / max(largest, .leastNormalMagnitude)
+    r.worstZeroRatio = zeroLargest / max(largest, .leastNormalMagnitude)
+    return r
+}

@@ -164,83 +164,94 @@ final class DistributedTrainingTests: XCTestCase {
         }
     }
 
-    /// Teacher forcing (reference/README.md, "Longer runs"): np=1 trains 6 steps at lr 2e-4; from
-    /// its checkpoints of steps 3, 4 and 5 (Adam moments, mid-epoch data positions) np=2 and np=4
-    /// resume for one step each. Each such step must agree with np=1's: losses rel <= 2e-5 and
-    /// parameters within 0.1 lr except at most 1e-4 of the elements, the 17 structurally-zero
-    /// generator biases excluded (their update is Adam acting on noise). Gradients (Adam's exp_avg,
-    /// = the gradient with beta1 = 0) must agree within 1e-4 per tensor at one step at least, and
-    /// within 1e-2 of the network's largest gradient at every step: reference/README.md's "Kinks"
-    /// - a leaky-ReLU, ReLU, hinge or L1 input within float32 noise of 0 takes the other
-    /// derivative under another summation order (np=2 sums batch-norm statistics over two ranks,
-    /// np=1 over one batch) and moves a few gradient tensors by 1e-3 to 1e-1 of their own size
-    /// (a one-element bias: all of it); this short synthetic run meets such inputs at steps 4
-    /// (a hinge in D, np=2 and np=4) and 6 (G, np=2: 8e-3) with the Winograd convolutions. A
-    /// systematic error (a wrong scale, a missing reduction) shows at every step and fails.
+    /// Teacher forcing (reference/README.md, "Longer runs"): np=1 trains 8 steps at lr 2e-4; from
+    /// each of its checkpoints 1..7 (Adam moments, mid-epoch data positions) np=2 and np=4 resume
+    /// for one step, which must be np=1's step up to summation order. The rule separates what a
+    /// summation order may change from what it may not:
+    ///
+    /// - Forward values do not see kinks: losses agree to the network tolerance (2e-5) at every step.
+    /// - Adam is element-wise: each run's parameters and second moment must be exactly what Adam
+    ///   makes of its own gradient from the shared starting state (`checkAdamStep`, float64). This
+    ///   holds whatever the gradient, so it is exact at every step for every run.
+    /// - Gradients (exp_avg, = the gradient with beta1 = 0) may differ by kink flips
+    ///   (reference/README.md, "Kinks"): an input of a hinge, (leaky) ReLU or L1 within float32
+    ///   noise of 0 takes the other derivative under another summation order. A flip is one
+    ///   element's contribution, so it moves the whole network's gradient by a small fraction:
+    ///   measured 4e-4 (L2) and 2e-4 of the largest element for a flip in G's last block, which
+    ///   moves 109 of 127 tensors beyond 1e-4 each, and 6e-7 for a hinge flip in D that moves a
+    ///   one-element bias by 83 % of itself. So per-tensor bounds cannot tell a flip from an
+    ///   error; whole-network bounds can. Without a flip the runs agree to ~1e-6 (L2 rel).
+    ///   Measured over 3 BLAS kernel families x np 2 and 4 x both transports x 7 steps: flips in
+    ///   at most 1 of the 7 steps of a run, L2 rel 4e-4 to 5.5e-3 (G_middle_1, 4x4 maps).
+    ///   At every step: relative L2 and max |diff| / largest <= 5e-2: a flip is one position's
+    ///   contribution, and the coarsest kinked map (the 2x2 head at batch 4) has 16 positions per
+    ///   channel, so even there it moves the network's gradient by well under 1/16; a wrong
+    ///   scale, a missing reduction or a wrong batch is O(1). And a flip shows in some steps, not
+    ///   in most: in a majority of the 7 steps the relative L2 must be <= 1e-4 (100x the no-flip
+    ///   level of ~1e-6), which a systematic error of any size above that fails at every step.
     func testLaterStepFromTheSameStateAgreesAcrossRankCounts() throws {
         let dir = try CLI.tempDir("e2e-tf")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let config = try writeConfig(Self.synthConfig, in: dir)
         let common = ["train", "--config", config, "--set", "lr=0.0002", "--set", "checkpoint_every=1",
                       "--set", "keep_checkpoints=0"]
+        let steps = 2...8
         let one = try CLI.run(common + ["--set", "batchSize=4", "--init", Fixtures.directory + "/tiny_init.safetensors",
-                                        "--steps", "6", "--run-dir", dir + "/np1"], timeout: 120)
+                                        "--steps", "\(steps.upperBound)", "--run-dir", dir + "/np1"], timeout: 120)
         XCTAssertEqual(one.status, 0, one.output)
-        func checkpoint(_ run: String, _ step: Int) -> String {
-            "\(run)/checkpoints/step_\(String(format: "%08d", step)).safetensors"
+        func checkpoint(_ run: String, _ step: Int) throws -> SafeTensorsFile {
+            try SafeTensorsFile.read(path: "\(run)/checkpoints/step_\(String(format: "%08d", step)).safetensors")
         }
         let referenceMetrics = try metrics(dir + "/np1")
-        let kinkBound = 1e-2   // of the network's largest gradient
+        let flipBound = 5e-2, noFlipBound = 1e-4
         for np in [2, 4] {
-            var stepsWithinTolerance: [Int] = []
-            for step in 4...6 {
-                let start = checkpoint(dir + "/np1", step - 1)
-                let reference = try SafeTensorsFile.read(path: checkpoint(dir + "/np1", step))
+            var stepsWithoutFlip: [String: Int] = ["netG": 0, "netD": 0]
+            for step in steps {
+                let startPath = "\(dir)/np1/checkpoints/step_\(String(format: "%08d", step - 1)).safetensors"
+                let start = try checkpoint(dir + "/np1", step - 1), reference = try checkpoint(dir + "/np1", step)
                 let runDir = "\(dir)/np\(np)-step\(step)"
                 let r = try ProcessRunner.mpi(np: np, try CLI.exe(), common + [
-                    "--set", "batchSize=\(4 / np)", "--resume", start, "--steps", "\(step)", "--run-dir", runDir], timeout: 120)
+                    "--set", "batchSize=\(4 / np)", "--resume", startPath, "--steps", "\(step)", "--run-dir", runDir], timeout: 120)
                 XCTAssertEqual(r.status, 0, r.output)
-                XCTAssertTrue(r.output.contains("resuming from \(start) at step \(step - 1)"), r.output)
-                let ck = try SafeTensorsFile.read(path: checkpoint(runDir, step))
-                var failures: [String] = []
+                XCTAssertTrue(r.output.contains("resuming from \(startPath) at step \(step - 1)"), r.output)
+                let ck = try checkpoint(runDir, step)
                 for (net, opt, lr) in [("netG", "optG", 1e-4), ("netD", "optD", 4e-4)] {
                     let params = parameterNames(reference, net: net).map { String($0.dropFirst(net.count + 1)) }
                     let zero = net == "netG" ? structurallyZeroGradients(blockNames: generatorBlockNames(in: params), existing: params) : []
                     if net == "netG" { XCTAssertEqual(zero.count, 17) }
-                    let actual = { (n: String) in try ck.f("\(opt).\(n).exp_avg") }
-                    let expected = { (n: String) in try reference.f("\(opt).\(n).exp_avg") }
-                    let g = try checkGradients(names: params, actual: actual, expected: expected, zeroNames: zero)
-                    failures += g.failures.map { "np\(np) step \(step) \(net): \($0)" }
-                    var largest = 0.0, worstDifference = 0.0
-                    for n in params {
-                        let a = try actual(n), b = try expected(n)
-                        largest = max(largest, maxAbs(b))
-                        if !zero.contains(n) { worstDifference = max(worstDifference, zip(a, b).map { Double(abs($0 - $1)) }.max() ?? 0) }
-                    }
-                    XCTAssertLessThanOrEqual(worstDifference, kinkBound * largest,
-                                             "np\(np) step \(step) \(net): gradients beyond a kink flip: \(g.failures)")
-                    var worst = 0.0, above = 0, total = 0
-                    for n in params where !zero.contains(n) {
-                        let a = try ck.f("\(net).\(n)"), b = try reference.f("\(net).\(n)")
-                        for i in 0..<a.count {
-                            let d = abs(Double(a[i]) - Double(b[i])) / lr
-                            worst = max(worst, d)
-                            if !(d <= ReferenceTolerance.afterStep) { above += 1 }
+                    let context = "np\(np) step \(step) \(net)"
+                    XCTAssertEqual(try ck.i64("\(opt).step"), try reference.i64("\(opt).step"), "\(context): Adam step count")
+                    for (tag, run) in [("np1", reference), ("np\(np)", ck)] {
+                        var adam = AdamStepCheck()
+                        for n in params {
+                            checkAdamStep(before: try start.f("\(net).\(n)"), m0: try start.f("\(opt).\(n).exp_avg"),
+                                          v0: try start.f("\(opt).\(n).exp_avg_sq"), after: try run.f("\(net).\(n)"),
+                                          m: try run.f("\(opt).\(n).exp_avg"), v: try run.f("\(opt).\(n).exp_avg_sq"),
+                                          step: Int(try run.i64("\(opt).step")[0]), lr: lr, beta1: 0, beta2: 0.9, eps: 1e-8,
+                                          into: &adam)
                         }
-                        total += a.count
+                        XCTAssertTrue(adam.passed, "\(context): \(tag)'s parameters are not Adam of its own gradient: " +
+                                      "\(fmt(adam.worstParameterOverLR)) lr, second moment rel \(fmt(adam.worstSecondMoment))")
                     }
-                    print("teacher-forced step \(step), np\(np) vs np1, \(net): max |diff| = \(fmt(worst)) lr, \(above) of " +
-                          "\(total) elements above 0.1 lr; gradients worst rel \(fmt(g.worstRelative))")
-                    XCTAssertLessThanOrEqual(Double(above), 1e-4 * Double(total), "np\(np) step \(step) \(net): elements above 0.1 lr")
+                    let g = try compareLayoutGradients(names: params, actual: { try ck.f("\(opt).\($0).exp_avg") },
+                                                       expected: { try reference.f("\(opt).\($0).exp_avg") }, zeroNames: zero)
+                    print("teacher-forced \(context) vs np1: gradient L2 rel \(fmt(g.relativeL2)), max |diff| " +
+                          "\(fmt(g.maxOverLargest)) of the largest, worst tensor \(g.worstTensor) rel \(fmt(g.worstTensorRelative))")
+                    XCTAssertLessThanOrEqual(g.relativeL2, flipBound, "\(context): gradients beyond a kink flip")
+                    XCTAssertLessThanOrEqual(g.maxOverLargest, flipBound, "\(context): gradients beyond a kink flip")
+                    XCTAssertLessThanOrEqual(g.worstZeroRatio, ReferenceTolerance.zeroGradient, "\(context): structurally-zero gradients")
+                    if g.relativeL2 <= noFlipBound { stepsWithoutFlip[net, default: 0] += 1 }
                 }
                 for key in ["loss_D", "loss_G"] {
                     let a = try metrics(runDir).first { ($0["step"] as? Int) == step }?[key] as? Double ?? .nan
                     let b = referenceMetrics.first { ($0["step"] as? Int) == step }?[key] as? Double ?? .nan
                     XCTAssertLessThanOrEqual(abs(a - b) / abs(b), ReferenceTolerance.network, "np\(np) step \(step) \(key): \(a) vs \(b)")
                 }
-                if failures.isEmpty { stepsWithinTolerance.append(step) } else { print(failures.joined(separator: "\n")) }
             }
-            XCTAssertFalse(stepsWithinTolerance.isEmpty, "np\(np): gradients above 1e-4 per tensor at every step")
+            for (net, clean) in stepsWithoutFlip {
+                XCTAssertGreaterThan(2 * clean, steps.count, "np\(np) \(net): gradients within \(noFlipBound) (L2 rel) " +
+                                     "in only \(clean) of \(steps.count) steps: a systematic difference, not kink flips")
+            }
         }
     }
 
