@@ -54,6 +54,6 @@ let package = Package(
         .testTarget(name: "SpadeDataTests", dependencies: ["SpadeData", "SpadeCore", "SpadeTestSupport"]),
         .testTarget(name: "SpadeTrainTests", dependencies: ["SpadeTrain", "SpadeTestSupport"]),
         // End-to-end runs of the built spade-dist binary (directly and under mpirun).
-        .testTarget(name: "CLITests", dependencies: ["SpadeTestSupport", "SafeTensors", "SpadeData", "spade-dist"]),
+        .testTarget(name: "CLITests", dependencies: ["SpadeTestSupport", "SafeTensors", "SpadeCore", "SpadeData", "spade-dist"]),
     ]
 )
