@@ -21,6 +21,8 @@ public final class MPICommunicator: Communicator {
     public let providedThreadLevel: Int32
     let comm: MPI_Comm
     private let owner: pthread_t
+    /// The stall watchdog, shared with this communicator's duplicates (nil until started).
+    private let watchdog: WatchdogSlot
 
     /// True if this process was started by a launcher that set up an MPI job
     /// (mpirun/mpiexec, or srun with PMI/PMIx); otherwise MPI_Init would start a singleton.
@@ -45,7 +47,7 @@ public final class MPICommunicator: Communicator {
         if provided < cmpi_thread_funneled() {
             throw DistributedError.mpi("MPI provides thread level \(provided), need MPI_THREAD_FUNNELED")
         }
-        self.init(comm: cmpi_comm_world(), providedThreadLevel: provided)
+        self.init(comm: cmpi_comm_world(), providedThreadLevel: provided, watchdog: WatchdogSlot())
     }
 
     /// MCA defaults this layer relies on, set in the environment before MPI_Init
@@ -60,8 +62,9 @@ public final class MPICommunicator: Communicator {
         setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3", 0)  // 0: keep the user's value
     }
 
-    private init(comm: MPI_Comm, providedThreadLevel: Int32) {
+    private init(comm: MPI_Comm, providedThreadLevel: Int32, watchdog: WatchdogSlot) {
         self.comm = comm
+        self.watchdog = watchdog
         self.providedThreadLevel = providedThreadLevel
         self.owner = pthread_self()
         var r: Int32 = 0, s: Int32 = 0
@@ -83,9 +86,30 @@ public final class MPICommunicator: Communicator {
                      "MPI called from a thread other than the one that initialized it (\(function)); the thread level is FUNNELED")
     }
 
+    /// Completes a started collective. With the stall watchdog running this polls, so that a
+    /// rank that never arrives ends the job instead of hanging it (OpenMPI's MPI_Wait spins too).
+    func complete(_ request: inout MPI_Request?, _ what: @autoclosure () -> String) {
+        guard let watchdog = watchdog.current else {
+            MPI_Wait(&request, cmpi_status_ignore())
+            return
+        }
+        let start = monotonicSeconds()
+        var done: Int32 = 0
+        var spins = 0
+        while true {
+            MPI_Test(&request, &done, cmpi_status_ignore())
+            if done != 0 { return }
+            watchdog.waiting(in: what(), since: start) { abort(message: $0, code: 1) }
+            spins += 1
+            if spins % 64 == 0 { cmpi_yield() }   // oversubscribed ranks share cores
+        }
+    }
+
     public func barrier() {
         checkThread()
-        MPI_Barrier(comm)
+        var request: MPI_Request? = cmpi_request_null()
+        MPI_Ibarrier(comm, &request)
+        complete(&request, "a barrier")
     }
 
     public func broadcast(_ buf: UnsafeMutableRawBufferPointer, root: Int) {
@@ -94,7 +118,9 @@ public final class MPICommunicator: Communicator {
         var offset = 0
         while offset < buf.count {  // counts are Int32 in MPI: chunk at 1 GiB
             let n = min(buf.count - offset, 1 << 30)
-            MPI_Bcast(buf.baseAddress! + offset, Int32(n), cmpi_byte(), Int32(root), comm)
+            var request: MPI_Request? = cmpi_request_null()
+            MPI_Ibcast(buf.baseAddress! + offset, Int32(n), cmpi_byte(), Int32(root), comm, &request)
+            complete(&request, "a broadcast from rank \(root)")
             offset += n
         }
     }
@@ -104,7 +130,9 @@ public final class MPICommunicator: Communicator {
         var offset = 0
         while offset < buf.count {
             let n = min(buf.count - offset, 1 << 30)
-            MPI_Allreduce(cmpi_in_place(), buf.baseAddress! + offset, Int32(n), type, op, comm)
+            var request: MPI_Request? = cmpi_request_null()
+            MPI_Iallreduce(cmpi_in_place(), buf.baseAddress! + offset, Int32(n), type, op, comm, &request)
+            complete(&request, "a small all-reduce")
             offset += n
         }
     }
@@ -121,8 +149,7 @@ public final class MPICommunicator: Communicator {
         precondition(recv.count == send.count * size, "allGather: receive buffer must hold size * send.count bytes")
         precondition(send.count < Int(Int32.max))
         if send.count == 0 { return }
-        MPI_Allgather(send.baseAddress!, Int32(send.count), cmpi_byte(),
-                      recv.baseAddress!, Int32(send.count), cmpi_byte(), comm)
+        startAllGather(send, into: recv).wait()
     }
 
     public func startAllGather(_ send: UnsafeRawBufferPointer, into recv: UnsafeMutableRawBufferPointer) -> PendingReduction {
@@ -140,15 +167,28 @@ public final class MPICommunicator: Communicator {
         checkThread()
         let bytes = Array(s.utf8)
         var lengths = [Int32](repeating: 0, count: size)
-        var mine = Int32(bytes.count)
-        MPI_Allgather(&mine, 1, cmpi_int32(), &lengths, 1, cmpi_int32(), comm)
+        [Int32(bytes.count)].withUnsafeBytes { mine in
+            lengths.withUnsafeMutableBytes { allGather(mine, into: $0) }
+        }
         var displs = [Int32](repeating: 0, count: size)
         var total = 0
         for r in 0..<size { displs[r] = Int32(total); total += Int(lengths[r]) }
         precondition(total < Int(Int32.max), "allGatherStrings: strings too long")
         var all = [UInt8](repeating: 0, count: max(total, 1))
         let sendBytes = bytes.isEmpty ? [0] : bytes  // a valid address even for ""
-        MPI_Allgatherv(sendBytes, mine, cmpi_byte(), &all, &lengths, &displs, cmpi_byte(), comm)
+        // Every buffer stays pinned until the non-blocking gather has completed.
+        sendBytes.withUnsafeBufferPointer { send in
+            all.withUnsafeMutableBufferPointer { recv in
+                lengths.withUnsafeBufferPointer { counts in
+                    displs.withUnsafeBufferPointer { offsets in
+                        var request: MPI_Request? = cmpi_request_null()
+                        MPI_Iallgatherv(send.baseAddress, Int32(bytes.count), cmpi_byte(), recv.baseAddress, counts.baseAddress,
+                                        offsets.baseAddress, cmpi_byte(), comm, &request)
+                        complete(&request, "an all-gather of strings")
+                    }
+                }
+            }
+        }
         return (0..<size).map { r in
             let start = Int(displs[r])
             return String(decoding: all[start..<start + Int(lengths[r])], as: UTF8.self)
@@ -170,7 +210,24 @@ public final class MPICommunicator: Communicator {
         checkThread()
         var dup: MPI_Comm? = nil
         MPI_Comm_dup(comm, &dup)
-        return MPICommunicator(comm: dup!, providedThreadLevel: providedThreadLevel)
+        return MPICommunicator(comm: dup!, providedThreadLevel: providedThreadLevel, watchdog: watchdog)
+    }
+
+    public func startStallWatchdog(timeoutSeconds: Double) {
+        checkThread()
+        guard size > 1, watchdog.current == nil else { return }
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, name.count - 1)
+        let hosts = allGatherStrings(String(cString: name))
+        watchdog.current = StallWatchdog(world: comm, rank: rank, size: size, hosts: hosts, timeoutSeconds: timeoutSeconds)
+    }
+
+    public func reportProgress(_ phase: RankPhase, step: Int) {
+        watchdog.current?.report(phase, step: step)
+    }
+
+    public func stillWaiting(for what: @autoclosure () -> String, since start: Double) {
+        watchdog.current?.waiting(in: what(), since: start) { abort(message: $0, code: 1) }
     }
 
     public func abort(message: String, code: Int32) -> Never {
@@ -210,6 +267,8 @@ public final class MPICommunicator: Communicator {
         var finalized: Int32 = 0
         MPI_Finalized(&finalized)
         if finalized == 0 {
+            watchdog.current?.stop()
+            watchdog.current = nil
             for i in openSharedWindows.indices {
                 MPI_Win_unlock_all(openSharedWindows[i])
                 MPI_Win_free(&openSharedWindows[i])
@@ -218,6 +277,11 @@ public final class MPICommunicator: Communicator {
             MPI_Finalize()
         }
     }
+}
+
+/// Holds the stall watchdog once started; one per world, shared by its duplicates.
+final class WatchdogSlot {
+    var current: StallWatchdog?
 }
 
 /// Windows from `allocateNodeShared`, freed by `finalize()` (MPI_Win_free is collective:
@@ -251,7 +315,7 @@ final class MPIPendingReduction: PendingReduction {
     func wait() {
         if done { return }
         owner.checkThread()
-        MPI_Wait(&request, cmpi_status_ignore())
+        owner.complete(&request, "a non-blocking collective (gradient sums or batch-norm statistics)")
         done = true
     }
 

@@ -32,6 +32,9 @@ public final class SingleProcessCommunicator: Communicator {
     }
     public func allocateNodeShared(bytes: Int) -> NodeSharedMemory? { nil }
     public func duplicate() -> Communicator { SingleProcessCommunicator() }
+    public func startStallWatchdog(timeoutSeconds: Double) {}
+    public func reportProgress(_ phase: RankPhase, step: Int) {}
+    public func stillWaiting(for what: @autoclosure () -> String, since start: Double) {}
     public func abort(message: String, code: Int32) -> Never {
         if !message.isEmpty { printFatalMessageOnce("rank 0: \(message)") }
         exit(code)

@@ -55,6 +55,16 @@ public protocol Communicator: AnyObject {
     /// (MPI_Comm_dup). Collective: all ranks must call it in the same order.
     func duplicate() -> Communicator
 
+    /// Collective: starts the stall watchdog (StallWatchdog.swift), shared by this communicator
+    /// and its duplicates: from now on every wait on other ranks ends the job, naming the
+    /// culprit, once a rank has been silent for `timeoutSeconds`. Nothing to do for one process.
+    func startStallWatchdog(timeoutSeconds: Double)
+    /// This rank entered `phase` of `step` (what the stall watchdog reports).
+    func reportProgress(_ phase: RankPhase, step: Int)
+    /// Called over and over by a wait on other ranks that happens outside MPI (node-shared
+    /// flags), since `start` (monotonic seconds): keeps the stall watchdog informed.
+    func stillWaiting(for what: @autoclosure () -> String, since start: Double)
+
     /// Prints "rank R: message" once to stderr and ends the whole job with `code`.
     func abort(message: String, code: Int32) -> Never
 

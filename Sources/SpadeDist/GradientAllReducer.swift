@@ -134,9 +134,6 @@ public final class GradientAllReducer: GradientReducer {
 
     public let gradients: [Gradient]
     public let bucketBytes: Int
-    /// Collective timeout: if `finish()` waits longer, the job is aborted with a message
-    /// naming the bucket (another rank is probably stuck). nil = wait forever.
-    public var waitTimeoutSeconds: Double?
     /// Extra MPI_Test calls per `poll()` while a bucket is in flight (>= 1).
     public var progressCallsPerPoll = 2
     /// Check the summed gradients for NaN/Inf.
@@ -325,15 +322,7 @@ public final class GradientAllReducer: GradientReducer {
         for b in buckets.indices where !buckets[b].completed {
             if let p = buckets[b].pending {
                 let t0 = monotonicSeconds()
-                if let limit = waitTimeoutSeconds {
-                    while !p.test() {
-                        if monotonicSeconds() - t0 > limit {
-                            comm.abort(message: "waited \(Int(limit)) s for the gradient all-reduce of bucket \(b) (\(gradients[buckets[b].gradients.lowerBound].name) ...); another rank is stuck or gone", code: 1)
-                        }
-                    }
-                } else {
-                    p.wait()
-                }
+                p.wait()   // watched by the stall watchdog, if one runs
                 stats.commWaitSeconds += monotonicSeconds() - t0
             }
             complete(b)

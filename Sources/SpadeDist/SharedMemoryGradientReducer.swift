@@ -31,8 +31,6 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     public let rank: Int
     public let worldSize: Int
     public let bucketBytes: Int
-    /// If `finish()` waits longer, the job is aborted naming the bucket. nil = wait forever.
-    public var waitTimeoutSeconds: Double?
     public var checkFinite = true
     /// Every rank's gradient store: the sums are these added in rank order.
     public var summands: [UnsafeMutablePointer<Float>]? { gradientStores }
@@ -40,7 +38,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     private let memory: NodeSharedMemory
     private let gradientStores: [UnsafeMutablePointer<Float>]   // every rank's, same layout
     private let flagStores: [UnsafeMutablePointer<Int64>]       // every rank's: ready[b], then checked[b]
-    private let abort: (String) -> Never
+    private let stillWaiting: (_ what: String, _ since: Double) -> Void
     private var buckets: [Bucket] = []
     private var readiness: BucketReadiness
     private let counts: [Int]
@@ -61,7 +59,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     public init(rank: Int, memory: NodeSharedMemory, gradients: [UnsafeMutablePointer<Float>],
                 flags: [UnsafeMutablePointer<Int64>],
                 segments: [(name: String, offset: Int, count: Int)], bucketBytes: Int = 4 << 20,
-                abort: @escaping (String) -> Never) {
+                stillWaiting: @escaping (_ what: String, _ since: Double) -> Void) {
         precondition(gradients.count == flags.count && rank < gradients.count && bucketBytes > 0)
         self.rank = rank
         self.worldSize = gradients.count
@@ -69,7 +67,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         self.gradientStores = gradients
         self.flagStores = flags
         self.bucketBytes = bucketBytes
-        self.abort = abort
+        self.stillWaiting = stillWaiting
         counts = segments.map(\.count)
         let plan = planGradientBuckets(counts: counts, bucketBytes: bucketBytes)
         readiness = BucketReadiness(buckets: plan, gradientCount: segments.count)
@@ -184,9 +182,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         func keepWaiting(_ what: String) {
             spins += 1
             if spins % 64 == 0 { cmpi_yield() }   // oversubscribed ranks share cores
-            if let limit = waitTimeoutSeconds, monotonicSeconds() - t0 > limit {
-                abort("waited \(Int(limit)) s for \(what); another rank is stuck or gone")
-            }
+            stillWaiting(what, t0)   // the stall watchdog (Communicator.stillWaiting)
         }
         // This rank's shards, as the other ranks' buckets arrive.
         while let b = buckets.indices.first(where: { !buckets[$0].checked }) {

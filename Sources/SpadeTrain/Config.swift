@@ -57,6 +57,7 @@ public struct TrainConfig: Sendable {
     public var gradient_transport = ""
     public var blas_threads = 0
     public var drift_check_every = 0
+    public var stall_timeout_s = 0.0
 
     /// Keys given explicitly (YAML or `--set`), for NVlabs's no_TTUR-dependent beta defaults.
     public private(set) var explicitKeys: Set<String> = []

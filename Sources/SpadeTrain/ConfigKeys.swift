@@ -266,6 +266,8 @@ extension TrainConfig {
              "OpenBLAS threads per rank (0 = cores per node / ranks per node)"),
         .int("drift_check_every", \.drift_check_every, 100, .atLeast(0),
              "steps between replica-drift checksums across ranks (0 = never)"),
+        .float("stall_timeout_s", \.stall_timeout_s, 300, .atLeast(0),
+               "seconds a rank may go without progress (stopped, hung, cut off) before rank 0 names it and ends the job (0 = wait forever); must exceed the longest step phase"),
     ]
 
     /// Looks a key up by name or alias.

@@ -102,15 +102,15 @@ final class GradientSync: GradientObserver {
         comm.barrier()   // every rank's flags are zero before anyone raises one
         memory.synchronize()
         let ranks = 0..<comm.size
-        let abort: (String) -> Never = { comm.abort(message: $0, code: 1) }
+        let stillWaiting = { (what: String, since: Double) in comm.stillWaiting(for: what, since: since) }
         let reducerG = SharedMemoryGradientReducer(
             rank: comm.rank, memory: memory, gradients: ranks.map { at($0, gradG, Float.self) },
             flags: ranks.map { at($0, flagG, Int64.self) }, segments: segG,
-            bucketBytes: bucketBytes, abort: abort)
+            bucketBytes: bucketBytes, stillWaiting: stillWaiting)
         let reducerD = SharedMemoryGradientReducer(
             rank: comm.rank, memory: memory, gradients: ranks.map { at($0, gradD, Float.self) },
             flags: ranks.map { at($0, flagD, Int64.self) }, segments: segD,
-            bucketBytes: bucketBytes, abort: abort)
+            bucketBytes: bucketBytes, stillWaiting: stillWaiting)
         let state = SharedTrainingState(memory: memory, valuesG: valuesG, valuesD: valuesD, expAvgG: expAvgG,
                                         expAvgD: expAvgD, expAvgSqG: expAvgSqG, expAvgSqD: expAvgSqD,
                                         rangesG: reducerG.ownedRanges, rangesD: reducerD.ownedRanges)

@@ -77,6 +77,7 @@ public final class Trainer {
         BLASThreads.set(layout.blasThreads)
         try checkConsistency(comm, fingerprint: config.yaml(), what: "effective config")
         let trainer = try Trainer(config: config, options: options, communicator: comm)
+        if config.stall_timeout_s > 0 { comm.startStallWatchdog(timeoutSeconds: config.stall_timeout_s) }
         if trainer.isRoot {
             printLayout(comm, layout)
             print("spade-dist: BLAS kernels \(BLASThreads.coreName), \(trainer.describeModel())")
@@ -270,15 +271,19 @@ public final class Trainer {
             // k-1 discriminator-only iterations on fresh batches, then the full one.
             var losses = GANLosses()
             var lastBatch: Batch? = nil
+            let step = progress.step + 1
             for k in 0..<dSteps {
                 let generatorStep = k == dSteps - 1
+                comm.reportProgress(.loadingData, step: step)
                 let batch = try loader.next()
                 dataWait += loader.lastWaitSeconds
                 let (lrG, lrD) = config.learningRates(epoch: batch.epoch + 1)
                 sync.discriminator.beginStep()
                 if generatorStep { sync.generator.beginStep() }
+                comm.reportProgress(.forwardBackward, step: step)
                 losses = it.computeGradients(semantics: batch.semantics, image: batch.image, batch: batch.batchSize,
                                              generatorStep: generatorStep)
+                comm.reportProgress(.gradientReduction, step: step)
                 let dStats = sync.discriminator.finish()
                 commWait += dStats.commWaitSeconds
                 commPoll += dStats.pollSeconds
@@ -293,6 +298,7 @@ public final class Trainer {
                 // One small collective per iteration: losses for the log, the non-finite
                 // flag and the stop request, identical on all ranks.
                 if comm.size > 1 {
+                    comm.reportProgress(.statusExchange, step: step)
                     statusBuffer = [losses.dFake, losses.dReal, losses.gGAN, losses.gGANFeat,
                                     finite ? 0 : 1, StopSignal.requested ? 1 : 0, 0, 0]
                     let t0 = ProgressDisplay.monotonicSeconds()
@@ -306,6 +312,7 @@ public final class Trainer {
                     statusBuffer[5] = StopSignal.requested ? 1 : 0
                 }
                 if nonFinite { break }
+                comm.reportProgress(.optimizerUpdate, step: step)
                 it.applyUpdates(lrG: Double(lrG), lrD: Double(lrD), generatorStep: generatorStep, replicas: comm.size,
                                 gradientPartsG: sync.generator.summands?.map { UnsafePointer($0) },
                                 gradientPartsD: sync.discriminator.summands?.map { UnsafePointer($0) },
@@ -324,6 +331,7 @@ public final class Trainer {
                 if isRoot { display?.message("spade-dist: \(message): step skipped (\(progress.skippedSteps) so far)") }
             }
             if config.drift_check_every > 0 && progress.step % config.drift_check_every == 0 && comm.size > 1 {
+                comm.reportProgress(.replicaCheck, step: step)
                 try checkReplicas()
             }
             let stopRequested = statusBuffer[5] > 0
@@ -338,6 +346,7 @@ public final class Trainer {
                 // checkpoint_every 0: only at the end of the run (or on a stop request).
                 let due = config.checkpoint_every > 0 && progress.step % config.checkpoint_every == 0
                 if due || progress.step == totalSteps || stopRequested {
+                    comm.reportProgress(.checkpointing, step: step)
                     try saveCheckpoint()
                     lastCheckpointStep = progress.step
                 }
@@ -347,6 +356,7 @@ public final class Trainer {
                 break
             }
         }
+        comm.reportProgress(.finishing, step: progress.step)
         if isRoot {
             if lastCheckpointStep != progress.step { try saveCheckpoint() }
             display?.finish()

@@ -213,7 +213,7 @@ func makeReducer(_ comm: Communicator, shared: Bool, total: Int, segments: [(nam
     comm.barrier()
     let reducer = SharedMemoryGradientReducer(
         rank: comm.rank, memory: memory, gradients: (0..<comm.size).map { memory.segment(of: $0).assumingMemoryBound(to: Float.self) },
-        flags: (0..<comm.size).map(flags), segments: segments, bucketBytes: bucketBytes, abort: { comm.abort(message: $0, code: 1) })
+        flags: (0..<comm.size).map(flags), segments: segments, bucketBytes: bucketBytes, stillWaiting: { comm.stillWaiting(for: $0, since: $1) })
     return (reducer, memory.segment(of: comm.rank).assumingMemoryBound(to: Float.self))
 }
 

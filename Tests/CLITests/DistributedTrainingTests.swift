@@ -283,6 +283,40 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertLessThan(seconds, 10)
     }
 
+    /// A rank alive but stuck (SIGSTOP: a debugger, a hung filesystem read) ends the job through
+    /// the stall watchdog: rank 0 names the rank, its host and the phase it was last seen in,
+    /// within stall_timeout_s plus a moment, with a non-zero exit.
+    func testStoppedRankIsNamedByTheStallWatchdog() throws {
+        let dir = try CLI.tempDir("e2e-stall")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = try writeConfig(Self.synthConfig, in: dir)
+        var stoppedAt: Date? = nil
+        var stoppedPid: pid_t = 0
+        let r = try ProcessRunner.mpi(np: 2, try CLI.exe(), [
+            "train", "--config", config, "--set", "batchSize=2", "--set", "stall_timeout_s=3", "--steps", "100000",
+            "--run-dir", dir + "/run"], timeout: 90) { mpirun in
+            guard Self.waitForLoggedSteps(dir + "/run/metrics.jsonl", atLeast: 3, while: mpirun, timeout: 60),
+                  let pid = Self.rankProcess(of: mpirun.processIdentifier, rank: 1) else { return }
+            stoppedPid = pid
+            kill(pid, SIGSTOP)
+            stoppedAt = Date()
+        }
+        let end = Date()
+        guard let stoppedAt else { return XCTFail("rank 1 never started training or was not found: \(r.output)") }
+        let seconds = end.timeIntervalSince(stoppedAt)
+        print("SIGSTOP of rank 1 (pid \(stoppedPid)): job ended after \(String(format: "%.2f", seconds)) s, exit \(r.status)")
+        XCTAssertFalse(r.timedOut, "job still running after the stop: \(r.output)")
+        XCTAssertNotEqual(r.status, 0, r.output)
+        XCTAssertLessThan(seconds, 3 + 7)
+        let host = ProcessInfo.processInfo.hostName
+        let lines = r.stderr.split(separator: "\n").filter { $0.contains("made no progress") }
+        XCTAssertEqual(lines.count, 1, r.stderr)
+        let line = String(lines.first ?? "")
+        XCTAssertTrue(line.hasPrefix("rank 0: rank 1 on host "), line)
+        XCTAssertTrue(line.contains(host) || line.contains(host.split(separator: ".").first.map(String.init) ?? host), line)
+        XCTAssertTrue(line.contains("last seen ") && line.contains(" at step "), line)
+    }
+
     /// An error thrown on one rank mid-run (here: rank 1 reads a data file that was corrupted
     /// after the pre-scan) ends the job with a non-zero exit within 10 s, its message printed once.
     func testExceptionOnOneRankEndsJobWithMessage() throws {

@@ -88,7 +88,7 @@ final class SingleProcessTests: XCTestCase {
         for ranks in 1...5 {
             let r = SharedMemoryGradientReducer(rank: 0, memory: LocalMemory(), gradients: Array(repeating: store, count: ranks),
                                                 flags: Array(repeating: flags, count: ranks), segments: segments,
-                                                bucketBytes: 4000, abort: { fatalError($0) })
+                                                bucketBytes: 4000, stillWaiting: { _, _ in })
             XCTAssertEqual(r.bucketCount, 3)   // [c] (14800 B), [b] (5196 B), [a]
             var owner = [Int](repeating: -1, count: 5000)
             for b in 0..<r.bucketCount {
