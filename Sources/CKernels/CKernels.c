@@ -2,6 +2,7 @@
 #include "Clones.h"
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 /// The summed gradient divided by the number of replicas, as PyTorch averages before the step:
 /// a power of two multiplies by its exact reciprocal (bit for bit the correctly rounded
@@ -137,6 +138,18 @@ int spade_sum_all_finite(const float *const *parts, size_t nparts, size_t n) {
         for (size_t i = 0; i < len; i++) nonfinite |= exponent_all_ones(sum[i]);
     }
     return nonfinite == 0;
+}
+
+SPADE_CLONES
+void spade_sum_into(float *dst, const float *const *parts, size_t nparts, size_t n) {
+    // Chunked through L1 so that dst may be one of the parts (each chunk is read before written).
+    if (nparts == 1) { if (dst != parts[0]) memmove(dst, parts[0], n * sizeof(float)); return; }
+    float sum[SUM_CHUNK];
+    for (size_t i0 = 0; i0 < n; i0 += SUM_CHUNK) {
+        const size_t len = n - i0 < SUM_CHUNK ? n - i0 : SUM_CHUNK;
+        sum_in_order(parts, nparts, i0, sum, len);
+        memcpy(dst + i0, sum, len * sizeof(float));
+    }
 }
 
 SPADE_CLONES

@@ -32,6 +32,7 @@ public final class SingleProcessCommunicator: Communicator {
     }
     public func allocateNodeShared(bytes: Int) -> NodeSharedMemory? { nil }
     public func duplicate() -> Communicator { SingleProcessCommunicator() }
+    public func splitByNode() -> (node: Communicator, crossNode: Communicator)? { nil }
     public func startStallWatchdog(timeoutSeconds: Double) {}
     public func reportProgress(_ phase: RankPhase, step: Int) {}
     public func stillWaiting(for what: @autoclosure () -> String, since start: Double) {}

@@ -51,6 +51,11 @@ public protocol Communicator: AnyObject {
     /// Lives until `finalize()`.
     func allocateNodeShared(bytes: Int) -> NodeSharedMemory?
 
+    /// Collective: the ranks of this node, and this local rank's counterparts on every node
+    /// (one rank per node, in node order), for hierarchical reductions; nil on every rank
+    /// unless the world spans several nodes with the same number of ranks on each.
+    func splitByNode() -> (node: Communicator, crossNode: Communicator)?
+
     /// A new communicator over the same ranks whose traffic cannot match this one's
     /// (MPI_Comm_dup). Collective: all ranks must call it in the same order.
     func duplicate() -> Communicator

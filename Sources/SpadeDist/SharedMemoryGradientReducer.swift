@@ -1,4 +1,5 @@
-// Gradient sums through node-shared memory, for a world whose ranks all share one node.
+// Gradient sums through node-shared memory: the whole world on one node, or each node's part
+// of a multi-node world (hierarchical: node-shared sums, then MPI across nodes).
 //
 // Every rank's backward writes its gradients straight into its own segment of an MPI
 // shared-memory window. Buckets are planned as in GradientAllReducer; each bucket is cut
@@ -10,6 +11,15 @@
 // (`summands`), the same sums on every rank, and with a sharded optimizer each rank reads
 // only its own shard. No MPI call and no copy: an MPI all-reduce moves each gradient
 // through the kernel (process_vm_readv) twice and adds it in a separate pass.
+//
+// Several nodes (`crossNode`, the ranks with this local rank on every node): the owner of a
+// shard stores its node's rank-order sum in its own store (nobody else reads that range of
+// it), all-reduces that range with its counterparts on the other nodes (overlapped with the
+// rest of backward, started in bucket order so every node issues them alike), checks the
+// result and raises its flag. The optimizer then reads the world's sums of its own shards
+// from its own store (`summands` is that store alone). Each node keeps one copy of the
+// parameters and moments (ZeRO-1 within the node, replicated across nodes); every node
+// computes the same updates from the same bits, so the copies stay identical.
 //
 // The flags hold step numbers, so they never need resetting, and they order everything:
 // - an owner reads rank q's bucket only after q's ready flag for this step (q wrote it);
@@ -26,14 +36,20 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         let start: Int, elements: Int   // float range in the gradient store
         var published = false
         var checked = false          // this rank's shard
+        var crossNode: PendingReduction?   // its all-reduce across nodes, in flight
     }
 
     public let rank: Int
     public let worldSize: Int
     public let bucketBytes: Int
     public var checkFinite = true
-    /// Every rank's gradient store: the sums are these added in rank order.
-    public var summands: [UnsafeMutablePointer<Float>]? { gradientStores }
+    /// Every rank's gradient store: the sums are these added in rank order. Across nodes: this
+    /// rank's own store, which holds the world's sums of its shards.
+    public var summands: [UnsafeMutablePointer<Float>]? { crossNode == nil ? gradientStores : [gradientStores[rank]] }
+    /// The ranks with this local rank on every node (nil: one node).
+    private let crossNode: Communicator?
+    /// Next bucket whose shard goes across nodes (in bucket order on every node).
+    private var nextCrossNode = 0
 
     private let memory: NodeSharedMemory
     private let gradientStores: [UnsafeMutablePointer<Float>]   // every rank's, same layout
@@ -59,6 +75,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     public init(rank: Int, memory: NodeSharedMemory, gradients: [UnsafeMutablePointer<Float>],
                 flags: [UnsafeMutablePointer<Int64>],
                 segments: [(name: String, offset: Int, count: Int)], bucketBytes: Int = 4 << 20,
+                crossNode: Communicator? = nil,
                 stillWaiting: @escaping (_ what: String, _ since: Double) -> Void) {
         precondition(gradients.count == flags.count && rank < gradients.count && bucketBytes > 0)
         self.rank = rank
@@ -68,6 +85,9 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         self.flagStores = flags
         self.bucketBytes = bucketBytes
         self.stillWaiting = stillWaiting
+        // Its own duplicate (collective): the other network's reducer starts its collectives
+        // in another interleaving on each node.
+        self.crossNode = crossNode.flatMap { $0.size > 1 ? $0.duplicate() : nil }
         counts = segments.map(\.count)
         let plan = planGradientBuckets(counts: counts, bucketBytes: bucketBytes)
         readiness = BucketReadiness(buckets: plan, gradientCount: segments.count)
@@ -104,7 +124,8 @@ public final class SharedMemoryGradientReducer: GradientReducer {
 
     public var layoutDescription: String {
         let total = buckets.reduce(0) { $0 + $1.elements }
-        return "\(counts.count) gradients, \(total * 4 / 1024) KiB in \(buckets.count) buckets of ~\(bucketBytes / 1024) KiB, in node-shared memory"
+        let across = crossNode.map { ", then across \($0.size) nodes by MPI all-reduce of each shard" } ?? ""
+        return "\(counts.count) gradients, \(total * 4 / 1024) KiB in \(buckets.count) buckets of ~\(bucketBytes / 1024) KiB, in node-shared memory" + across
     }
 
     /// This rank's shard of a bucket: 16-float-aligned pieces, the last ranks' possibly empty.
@@ -126,6 +147,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
             buckets[b].published = false
             buckets[b].checked = false
         }
+        nextCrossNode = 0
         stats = GradientReductionStats()
         stats.buckets = buckets.count
         inStep = true
@@ -144,8 +166,18 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     public func poll() {
         guard inStep else { return }
         let t0 = monotonicSeconds()
-        for b in buckets.indices where buckets[b].published && !buckets[b].checked && everyoneReady(b) {
-            checkShard(b)
+        if crossNode == nil {
+            for b in buckets.indices where buckets[b].published && !buckets[b].checked && everyoneReady(b) {
+                checkShard(b)
+            }
+        } else {
+            while nextCrossNode < buckets.count && buckets[nextCrossNode].published && everyoneReady(nextCrossNode) {
+                startCrossNode(nextCrossNode)
+            }
+            for b in 0..<nextCrossNode where !buckets[b].checked {
+                guard buckets[b].crossNode?.test() ?? true else { break }   // MPI_Test moves them all
+                checkShard(b)
+            }
         }
         stats.pollSeconds += monotonicSeconds() - t0
     }
@@ -154,12 +186,37 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         (0..<worldSize).allSatisfy { cmpi_flag_load(readyFlag($0, b)) == step }
     }
 
-    /// Checks the rank-order sums of this rank's shard of bucket b for NaN/Inf.
+    /// Across nodes: stores the node's sum of this rank's shard of bucket b in its own store and
+    /// starts its all-reduce with the other nodes.
+    private func startCrossNode(_ b: Int) {
+        precondition(b == nextCrossNode)
+        let t0 = monotonicSeconds()
+        let range = shard(b, of: rank)
+        if !range.isEmpty {
+            for q in 0..<worldSize { sources[q] = UnsafePointer(gradientStores[q] + range.lowerBound) }
+            sources.withUnsafeBufferPointer {
+                spade_sum_into(gradientStores[rank] + range.lowerBound, $0.baseAddress!, worldSize, range.count)
+            }
+        }
+        buckets[b].crossNode = crossNode!.startAllReduceSum(
+            UnsafeMutableBufferPointer(start: gradientStores[rank] + range.lowerBound, count: range.count))
+        nextCrossNode += 1
+        stats.postProcessSeconds += monotonicSeconds() - t0
+    }
+
+    /// Checks this rank's shard of bucket b for NaN/Inf: the rank-order sums over the node, or
+    /// (across nodes, once the all-reduce has completed) the world's sums in its own store.
     private func checkShard(_ b: Int) {
+        if let pending = buckets[b].crossNode {
+            pending.wait()
+            buckets[b].crossNode = nil
+        }
         let t0 = monotonicSeconds()
         let range = shard(b, of: rank)
         var finite = true
-        if checkFinite && !range.isEmpty {
+        if checkFinite && !range.isEmpty && crossNode != nil {
+            finite = spade_all_finite(gradientStores[rank] + range.lowerBound, range.count) != 0
+        } else if checkFinite && !range.isEmpty {
             for q in 0..<worldSize { sources[q] = UnsafePointer(gradientStores[q] + range.lowerBound) }
             finite = sources.withUnsafeBufferPointer {
                 spade_sum_all_finite($0.baseAddress!, worldSize, range.count) != 0
@@ -186,10 +243,13 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         }
         // This rank's shards, as the other ranks' buckets arrive.
         while let b = buckets.indices.first(where: { !buckets[$0].checked }) {
+            if crossNode != nil {
+                while nextCrossNode < buckets.count && everyoneReady(nextCrossNode) { startCrossNode(nextCrossNode) }
+            }
             if everyoneReady(b) {
-                checkShard(b)
+                checkShard(b)   // across nodes: waits for its all-reduce (watched by the stall watchdog)
             } else {
-                keepWaiting("the gradients of bucket \(b) from every rank")
+                keepWaiting("the gradients of bucket \(b) from every rank on this node")
             }
         }
         // Everyone else's shards.

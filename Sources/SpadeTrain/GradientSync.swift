@@ -30,12 +30,13 @@ final class TimedStatisticsReducer: StatisticsReducer {
 /// Connects backward (which announces final gradients) to the bucketed
 /// reduction of each network: the math never sees MPI, MPI never sees layers.
 ///
-/// With every rank on one node (and `sharedMemory`), the node holds the training state in
+/// With `sharedMemory` and more than one rank per node, each node holds the training state in
 /// node-shared memory: every rank's gradients (checked by `SharedMemoryGradientReducer`,
-/// summed by Adam as it reads them) and one copy of the parameters and Adam moments, of
-/// which each rank updates its own shard (ZeRO-1 style: Adam's memory traffic divided by
-/// the rank count, and no parameter copies). Otherwise MPI's non-blocking all-reduce
-/// (`GradientAllReducer`) and every rank updates its own full copy.
+/// summed by Adam as it reads them, or first across nodes by MPI) and one copy of the
+/// parameters and Adam moments, of which each rank updates its own shard (ZeRO-1 style: Adam's
+/// memory traffic divided by the node's rank count, and no parameter copies). Otherwise (one
+/// rank per node, uneven nodes, `gradient_transport: mpi`) MPI's non-blocking all-reduce over
+/// all ranks (`GradientAllReducer`) and every rank updates its own full copy.
 final class GradientSync: GradientObserver {
     let generator: GradientReducer
     let discriminator: GradientReducer
@@ -47,6 +48,8 @@ final class GradientSync: GradientObserver {
     /// Where the node's one copy of the state lives (offsets in bytes into rank 0's segment).
     private struct SharedTrainingState {
         let memory: NodeSharedMemory
+        /// The ranks sharing it (the world, or this node's part of it).
+        let node: Communicator
         let valuesG: Int, valuesD: Int, expAvgG: Int, expAvgD: Int, expAvgSqG: Int, expAvgSqD: Int
         let rangesG: [Range<Int>], rangesD: [Range<Int>]
         func pointer(_ offset: Int) -> UnsafeMutablePointer<Float> {
@@ -74,12 +77,21 @@ final class GradientSync: GradientObserver {
         state.params.reversed().map { ($0.name, $0.offset, $0.count) }
     }
 
-    /// Collective. Every rank's segment: [G gradients | D gradients | G flags | D flags]; rank 0's
-    /// also [G, D parameters | G, D exp_avg | G, D exp_avg_sq]. nil (on every rank) when the
-    /// ranks span several nodes.
-    private static func sharedMemoryReducers(_ g: ModelState, _ d: ModelState, _ comm: Communicator, _ bucketBytes: Int)
+    /// Collective. Every rank's segment: [G gradients | D gradients | G flags | D flags]; local
+    /// rank 0's also [G, D parameters | G, D exp_avg | G, D exp_avg_sq]. Several nodes with the
+    /// same number of ranks each (more than one): the same per node, and the reducers go across
+    /// nodes (hierarchical). nil (on every rank) otherwise: one rank per node or uneven nodes.
+    private static func sharedMemoryReducers(_ g: ModelState, _ d: ModelState, _ world: Communicator, _ bucketBytes: Int)
         -> (GradientReducer, GradientReducer, SharedTrainingState)? {
-        guard comm.size > 1 else { return nil }
+        guard world.size > 1 else { return nil }
+        let comm: Communicator, crossNode: Communicator?
+        if world.localSize == world.size {
+            comm = world; crossNode = nil
+        } else if let split = world.splitByNode(), split.node.size > 1 {
+            comm = split.node; crossNode = split.crossNode
+        } else {
+            return nil
+        }
         func aligned(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 }
         let segG = backwardOrder(g), segD = backwardOrder(d)
         let bytesG = aligned(4 * g.parameterCount), bytesD = aligned(4 * d.parameterCount)
@@ -102,16 +114,16 @@ final class GradientSync: GradientObserver {
         comm.barrier()   // every rank's flags are zero before anyone raises one
         memory.synchronize()
         let ranks = 0..<comm.size
-        let stillWaiting = { (what: String, since: Double) in comm.stillWaiting(for: what, since: since) }
+        let stillWaiting = { (what: String, since: Double) in world.stillWaiting(for: what, since: since) }
         let reducerG = SharedMemoryGradientReducer(
             rank: comm.rank, memory: memory, gradients: ranks.map { at($0, gradG, Float.self) },
             flags: ranks.map { at($0, flagG, Int64.self) }, segments: segG,
-            bucketBytes: bucketBytes, stillWaiting: stillWaiting)
+            bucketBytes: bucketBytes, crossNode: crossNode, stillWaiting: stillWaiting)
         let reducerD = SharedMemoryGradientReducer(
             rank: comm.rank, memory: memory, gradients: ranks.map { at($0, gradD, Float.self) },
             flags: ranks.map { at($0, flagD, Int64.self) }, segments: segD,
-            bucketBytes: bucketBytes, stillWaiting: stillWaiting)
-        let state = SharedTrainingState(memory: memory, valuesG: valuesG, valuesD: valuesD, expAvgG: expAvgG,
+            bucketBytes: bucketBytes, crossNode: crossNode, stillWaiting: stillWaiting)
+        let state = SharedTrainingState(memory: memory, node: comm, valuesG: valuesG, valuesD: valuesD, expAvgG: expAvgG,
                                         expAvgD: expAvgD, expAvgSqG: expAvgSqG, expAvgSqD: expAvgSqD,
                                         rangesG: reducerG.ownedRanges, rangesD: reducerD.ownedRanges)
         return (reducerG, reducerD, state)
@@ -121,7 +133,7 @@ final class GradientSync: GradientObserver {
     /// move into node-shared memory (rank 0's copy; the others' are identical and dropped).
     func shareOptimizerState(_ it: TrainingIteration) {
         guard let shared else { return }
-        let copy = comm.rank == 0
+        let copy = shared.node.rank == 0
         it.generator.state.adoptValueStorage(shared.pointer(shared.valuesG), copyingCurrentValues: copy)
         it.discriminator.state.adoptValueStorage(shared.pointer(shared.valuesD), copyingCurrentValues: copy)
         it.adamG.adoptMomentStorage(expAvg: shared.pointer(shared.expAvgG), expAvgSq: shared.pointer(shared.expAvgSqG),
@@ -129,6 +141,13 @@ final class GradientSync: GradientObserver {
         it.adamD.adoptMomentStorage(expAvg: shared.pointer(shared.expAvgD), expAvgSq: shared.pointer(shared.expAvgSqD),
                                     copyingCurrentValues: copy)
         updatesApplied()
+    }
+
+    /// How gradients cross ranks, for the start-up line.
+    var transportDescription: String {
+        guard let shared else { return "gradients summed by MPI all-reduce" }
+        if shared.node.size == comm.size { return "gradients summed in node-shared memory" }
+        return "gradients summed in node-shared memory, then across \(comm.size / shared.node.size) nodes by MPI all-reduce (hierarchical)"
     }
 
     /// This rank's part of each network's optimizer update (nil: all of it).
@@ -140,7 +159,7 @@ final class GradientSync: GradientObserver {
     func updatesApplied() {
         guard let shared else { return }
         shared.memory.synchronize()
-        comm.barrier()
+        shared.node.barrier()
         shared.memory.synchronize()
     }
 

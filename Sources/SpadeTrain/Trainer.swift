@@ -133,8 +133,7 @@ public final class Trainer {
     func describeModel() -> String {
         let g = iteration.generator.state.parameterCount, d = iteration.discriminator.state.parameterCount
         let m = config.modelConfig
-        let transport = comm.size == 1 ? "" : sync.generator is SharedMemoryGradientReducer
-            ? ", gradients summed in node-shared memory" : ", gradients summed by MPI all-reduce"
+        let transport = comm.size == 1 ? "" : ", " + sync.transportDescription
         return "G \(g) parameters, D \(d) parameters, images \(m.imageHeight)x\(m.imageWidth), " +
             "\(dataset.count) samples, batch \(batchSize) per rank x \(comm.size) rank(s)" + transport
     }

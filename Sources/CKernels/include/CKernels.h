@@ -28,6 +28,8 @@ int spade_all_finite(const float *x, size_t n);
 /// 1 if every ((parts[0][i] + parts[1][i]) + parts[2][i]) + ... over nparts >= 1 arrays (the
 /// replicas' gradients, in rank order, summed as spade_adam_update sums them) is finite.
 int spade_sum_all_finite(const float *const *parts, size_t nparts, size_t n);
+/// dst[i] = ((parts[0][i] + parts[1][i]) + parts[2][i]) + ... (the same order); dst may be a part.
+void spade_sum_into(float *dst, const float *const *parts, size_t nparts, size_t n);
 /// Spectral norm's direct and sigma terms: grad_orig[r][c] (+)= g[r][c] / sigma - (u[r] * coef) * v[c]
 /// (accumulated if accumulate != 0, else overwritten).
 void spade_spectral_norm_grad(const float *g, const float *u, const float *v, size_t rows, size_t cols,
