@@ -407,6 +407,11 @@ final class DistributedTrainingTests: XCTestCase {
 
         """
 
+}
+
+/// The end-to-end checks shared by the single-host (DistributedTrainingTests) and multi-host
+/// (MultiHostTests) suites.
+extension XCTestCase {
     func writeConfig(_ text: String, in dir: String) throws -> String {
         let path = dir + "/config.yaml"
         try text.write(toFile: path, atomically: true, encoding: .utf8)

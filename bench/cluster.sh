@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Training across hosts on the simulated cluster (launch/cluster-sim.sh; docs/distributed.md,
+# "Across hosts"), configs/small-128.yaml, synthetic data, no checkpoints or samples:
+#
+#   3x1        3 hosts x 1 rank, batch 2 each: every gradient crosses the network (MPI
+#              all-reduce over TCP; hierarchical and flat are the same thing here)
+#   3x1-1b     3x1 with bucket_mb 1e4: one bucket per network, started after backward: nothing
+#              hidden, the reference for "hidden"
+#   2x2-flat   2 hosts x 2 ranks, batch 1 each, gradient_transport mpi: all 4 ranks all-reduce
+#              their whole gradients over TCP (also the two on the same host)
+#   2x2-hier   2 hosts x 2 ranks, gradient_transport auto: node-shared sums on each host, then
+#              each rank all-reduces its half of every bucket with its counterpart on the other host
+#
+# under three link settings applied to every host: none (the bare veth), 1gbit+1ms (tbf rate
+# 1 Gbit/s and 1 ms one-way delay), 100mbit (tbf 100 Mbit/s). From rank 0's metrics.jsonl after
+# WARMUP steps: median seconds per step and comm_wait_s (waiting for gradients after backward);
+# from the hosts' eth0 counters: bytes sent per step per host (mean over hosts). Then
+#   exposed  = step - the same layout's step on the bare link: communication not hidden
+#              (the hosts share this machine's 2 cores, so raw step times are not a cluster's)
+#   hidden   = 1 - exposed(3x1) / exposed(3x1-1b) at the same link setting
+# Output: a Markdown table on stdout and OUT/results.json (the input of bench/scaling.py).
+#
+# Usage: bench/cluster.sh            Env: STEPS (8), WARMUP (2), BUILD=0 (skip the build),
+#        BIN (default .build/release/spade-dist), OUT (default a temp dir; kept).
+# Needs root (network namespaces), python3. Brings up its own cluster (state /tmp/spade-bench-cluster,
+# hosts b1..b3) and takes it down at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STEPS=${STEPS:-8}
+WARMUP=${WARMUP:-2}
+BIN=${BIN:-$PWD/.build/release/spade-dist}
+OUT=${OUT:-$(mktemp -d /tmp/spade-bench-cluster.XXXXXX)}
+mkdir -p "$OUT"
+export CLUSTER_SIM_STATE=/tmp/spade-bench-cluster CLUSTER_SIM_PREFIX=b SPADE_DIST_BIN="$BIN"
+sim=launch/cluster-sim.sh
+[ "${BUILD:-1}" = 1 ] && swift build -c release --product spade-dist >/dev/null
+trap '"$sim" down >/dev/null 2>&1 || true' EXIT
+"$sim" up 3 >/dev/null
+
+tx_bytes() {   # sum over hosts b1..b3 of eth0's transmitted bytes
+  local total=0 h b
+  for h in b1 b2 b3; do
+    b=$(ip -n "$h" -s -j link show eth0 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["tx"]["bytes"])')
+    total=$((total + b))
+  done
+  echo "$total"
+}
+
+set_link() {
+  "$sim" clear all >/dev/null
+  case "$1" in
+    none) ;;
+    1gbit+1ms) "$sim" fault all rate 1gbit >/dev/null; "$sim" fault all delay 1 >/dev/null ;;
+    100mbit) "$sim" fault all rate 100mbit >/dev/null ;;
+  esac
+}
+
+run_variant() {   # link layout -> one JSON line in $OUT/results.jsonl
+  local link=$1 layout=$2 slots np batch extra=() hosts
+  case "$layout" in
+    3x1) slots=1 np=3 batch=2 hosts=3 ;;
+    3x1-1b) slots=1 np=3 batch=2 hosts=3 extra=(--set bucket_mb=10000) ;;
+    2x2-flat) slots=2 np=4 batch=1 hosts=2 extra=(--set gradient_transport=mpi) ;;
+    2x2-hier) slots=2 np=4 batch=1 hosts=2 extra=(--set gradient_transport=auto) ;;
+  esac
+  local dir="$OUT/$link-$layout" before after
+  rm -rf "$dir"
+  before=$(tx_bytes)
+  SLOTS=$slots "$sim" run -np "$np" -- train --config configs/small-128.yaml --steps "$STEPS" --run-dir "$dir" \
+    --set batchSize="$batch" --set blas_threads=1 --set log_every=1 --set sample_every=0 \
+    --set checkpoint_every=0 --set drift_check_every=0 "${extra[@]}" >"$dir.log" 2>&1 \
+    || { echo "bench/cluster.sh: $link $layout failed (log: $dir.log)" >&2; return 1; }
+  after=$(tx_bytes)
+  python3 - "$dir/metrics.jsonl" "$link" "$layout" "$((after - before))" "$STEPS" "$WARMUP" "$hosts" "$((np * batch))" \
+    <<'EOF' >>"$OUT/results.jsonl"
+import json, statistics, sys
+path, link, layout, sent, steps, warmup, hosts, images = sys.argv[1:]
+rows = [json.loads(l) for l in open(path)][int(warmup):]
+print(json.dumps({"link": link, "layout": layout,
+                  "step_s": statistics.median(int(images) / r["images_per_s"] for r in rows),
+                  "comm_wait_s": statistics.median(r["comm_wait_s"] for r in rows),
+                  "bytes_per_step_per_host": int(sent) / int(steps) / int(hosts)}))
+EOF
+}
+
+: >"$OUT/results.jsonl"
+for link in none 1gbit+1ms 100mbit; do
+  set_link "$link"
+  for layout in 3x1 3x1-1b 2x2-flat 2x2-hier; do run_variant "$link" "$layout"; done
+done
+"$sim" clear all >/dev/null
+
+python3 - "$OUT/results.jsonl" <<'EOF' | tee "$OUT/table.md"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+at = {(r["link"], r["layout"]): r for r in rows}
+print("| link | layout | s/step | comm_wait_s | MB sent per step per host | exposed comm (s) | hidden |")
+print("|---|---|---|---|---|---|---|")
+for r in rows:
+    base = at.get(("none", r["layout"]))
+    exposed = r["step_s"] - base["step_s"] if base else float("nan")
+    hidden = ""
+    if r["layout"] == "3x1" and r["link"] != "none":
+        ref = at[(r["link"], "3x1-1b")]["step_s"] - at[("none", "3x1-1b")]["step_s"]
+        hidden = f"{max(0.0, 1 - exposed / ref):.0%}" if ref > 0 else ""
+    print(f"| {r['link']} | {r['layout']} | {r['step_s']:.3f} | {r['comm_wait_s']:.3f} | "
+          f"{r['bytes_per_step_per_host'] / 1e6:.1f} | {exposed:.3f} | {hidden} |")
+json.dump(rows, open(sys.argv[1].replace(".jsonl", ".json"), "w"), indent=1)
+EOF
+echo "bench/cluster.sh: results in $OUT (results.json, table.md)" >&2
