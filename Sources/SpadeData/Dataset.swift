@@ -68,8 +68,8 @@ public final class Dataset: Sendable {
     /// classified_tiles: the classes of esri_model_definition.emd, if present.
     public let esriClasses: [EsriClass]
     let scenes: SyntheticScenes?
-    /// rgb label encoding: packed colour -> class id.
-    let colorTable: [Int32: Int32]
+    /// The class colours of `label_encoding: rgb` (nil for index).
+    let colorTable: LabelColorTable?
 
     /// Lists the dataset; throws a DataError listing every listing problem
     /// (missing directory, empty directory, missing partner, bad metadata).
@@ -83,32 +83,26 @@ public final class Dataset: Sendable {
 
     init(options: DatasetOptions, listing: DatasetListing) {
         self.options = options
-        self.files = listing.files
+        // NVlabs (pix2pix_dataset.py) keeps paths[:max_dataset_size] after sorting.
+        let limit = options.maxDatasetSize > 0 ? options.maxDatasetSize : Int.max
+        self.files = Array(listing.files.prefix(limit))
         self.esriClasses = listing.esriClasses
         if options.datasetMode == "synthetic" {
             let w = options.syntheticSize > 0 ? options.syntheticSize : options.cropSize
             let h = Int((Double(w) / options.aspectRatio).rounded(.toNearestOrEven))
             scenes = SyntheticScenes(seed: options.seed, classes: options.syntheticClasses, width: w, height: max(h, 1))
-            count = options.syntheticCount
+            count = min(options.syntheticCount, limit)
         } else {
             scenes = nil
-            count = listing.files.count
+            count = files.count
         }
-        var table: [Int32: Int32] = [:]
-        if options.labelEncoding == "rgb" {
-            if !options.labelColors.isEmpty {
-                for (c, rgb) in options.labelColors.enumerated() where rgb.count == 3 {
-                    table[Int32(rgb[0] << 16 | rgb[1] << 8 | rgb[2])] = Int32(c)
-                }
-            } else {
-                for c in listing.esriClasses {
-                    if let rgb = c.color, rgb.count >= 3 {
-                        table[Int32(rgb[0] << 16 | rgb[1] << 8 | rgb[2])] = Int32(c.value)
-                    }
-                }
-            }
+        if options.labelEncoding != "rgb" {
+            colorTable = nil
+        } else if !options.labelColors.isEmpty {
+            colorTable = LabelColorTable(labelColors: options.labelColors, labelNC: options.labelNC)
+        } else {
+            colorTable = LabelColorTable(esriClasses: listing.esriClasses)
         }
-        colorTable = table
     }
 
     /// Sample name (file stem, or `synth_<index>`).
@@ -148,18 +142,7 @@ public final class Dataset: Sendable {
 
     /// Stored class values of a decoded label image under `label_encoding`.
     func labelValues(_ img: DecodedImage, path: String) throws -> [Int32] {
-        if options.labelEncoding == "rgb" {
-            let packed = img.packedRGB()
-            var out = [Int32](repeating: 0, count: packed.count)
-            for i in 0..<packed.count {
-                guard let c = colorTable[packed[i]] else {
-                    let v = packed[i]
-                    throw DataError(path: path, "colour (\(v >> 16), \(v >> 8 & 255), \(v & 255)) at x=\(i % img.width) y=\(i / img.width) is not a class colour (label_colors / esri_model_definition.emd)")
-                }
-                out[i] = c
-            }
-            return out
-        }
+        if let colorTable { return try colorTable.classValues(img, path: path) }
         guard let v = img.indexValues() else {
             throw DataError(path: path, "label map has \(img.channels) channels; label_encoding index needs a single-channel gray or palette PNG (or set label_encoding: rgb)")
         }
@@ -211,6 +194,62 @@ public final class Dataset: Sendable {
         }
         return batch
     }
+}
+
+/// `label_encoding: rgb`: the stored class value of each class colour.
+public struct LabelColorTable: Sendable {
+    /// Packed 0xRRGGBB -> class value (255 = don't-care).
+    let values: [Int32: Int32]
+    /// Where the colours come from, for messages.
+    let source: String
+
+    /// `label_colors`: entry c is class c; with contain_dontcare_label the entry after the
+    /// classes (c = labelNC) is the don't-care colour, stored as 255 like index labels.
+    public init(labelColors: [[Int]], labelNC: Int) {
+        var values: [Int32: Int32] = [:]
+        for (c, rgb) in labelColors.enumerated() where rgb.count == 3 {
+            values[Int32(rgb[0] << 16 | rgb[1] << 8 | rgb[2])] = c == labelNC ? 255 : Int32(c)
+        }
+        self.values = values
+        source = "label_colors"
+    }
+
+    /// An ArcGIS export's classes: each `Color` is class `Value`.
+    init(esriClasses: [EsriClass]) {
+        var values: [Int32: Int32] = [:]
+        for c in esriClasses {
+            if let rgb = c.color, rgb.count >= 3 { values[Int32(rgb[0] << 16 | rgb[1] << 8 | rgb[2])] = Int32(c.value) }
+        }
+        self.values = values
+        source = "esri_model_definition.emd"
+    }
+
+    /// The class values of a decoded label image (RGB, or palette expanded); pixels of colours
+    /// no class has are one DataError naming the file, the colours and their pixel counts.
+    public func classValues(_ img: DecodedImage, path: String) throws -> [Int32] {
+        let packed = img.packedRGB()
+        var out = [Int32](repeating: 0, count: packed.count)
+        var unknown: [Int32: Int] = [:]     // colour -> pixels
+        for i in 0..<packed.count {
+            if let c = values[packed[i]] { out[i] = c } else { unknown[packed[i], default: 0] += 1 }
+        }
+        if !unknown.isEmpty { throw DataError(path: path, unknownColorsProblem(unknown, source: source)) }
+        return out
+    }
+}
+
+/// One line for the colours of a label map that no class has, most frequent first:
+/// `colour (1, 2, 3) in 80 pixels is not in label_colors`.
+private func unknownColorsProblem(_ pixels: [Int32: Int], source: String) -> String {
+    let shown = 3
+    let sorted = pixels.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+    var parts = sorted.prefix(shown).map { v, n in
+        "(\(v >> 16), \(v >> 8 & 255), \(v & 255)) in \(n) pixel\(n == 1 ? "" : "s")"
+    }
+    let more = sorted.count - shown
+    if more > 0 { parts.append("\(more) more colour\(more == 1 ? "" : "s")") }
+    let noun = sorted.count == 1 ? "colour" : "colours"
+    return "\(noun) \(parts.joined(separator: ", ")) \(sorted.count == 1 ? "is" : "are") not in \(source)"
 }
 
 // MARK: - Listing

@@ -20,7 +20,8 @@ public struct DatasetOptions: Sendable, Equatable {
     /// through `labelColors` (or, for classified_tiles, the `Color` of each
     /// class in esri_model_definition.emd).
     public var labelEncoding: String = "index"
-    /// Class colours for `label_encoding: rgb` (`labelColors[c] = [r, g, b]`).
+    /// Class colours for `label_encoding: rgb` (`labelColors[c] = [r, g, b]`); with
+    /// `containDontcareLabel`, entry `labelNC` is the don't-care colour (value 255).
     public var labelColors: [[Int]] = []
     public var preprocessMode: String = "resize_and_crop"
     public var loadSize: Int = 286
@@ -28,6 +29,8 @@ public struct DatasetOptions: Sendable, Equatable {
     public var aspectRatio: Double = 1.0
     public var noFlip: Bool = false
     public var serialBatches: Bool = false
+    /// Only the first N samples (in sorted order; synthetic: scenes 0..<N); 0 = all.
+    public var maxDatasetSize: Int = 0
     public var seed: UInt64 = 0
     /// synthetic: number of generated scenes.
     public var syntheticCount: Int = 256
@@ -116,12 +119,29 @@ public struct DatasetOptions: Sendable, Equatable {
                 bad("label_colors", "label_encoding rgb needs label_colors (one [r, g, b] per class)")
             }
         }
-        for (i, c) in labelColors.enumerated() where c.count != 3 || c.contains(where: { $0 < 0 || $0 > 255 }) {
-            bad("label_colors", "entry \(i) must be [r, g, b] with values 0...255, got \(c)")
+        if let problem = labelColorsProblem(labelColors) { bad("label_colors", problem) }
+        if labelColors.count > oneHotChannels {
+            bad("label_colors", "\(labelColors.count) colours for label_nc \(labelNC)\(containDontcareLabel ? " + 1 don't-care" : "")")
         }
-        if labelColors.count > labelNC { bad("label_colors", "\(labelColors.count) colours for label_nc \(labelNC)") }
+        if maxDatasetSize < 0 { bad("max_dataset_size", "must be >= 0, got \(maxDatasetSize)") }
         if !issues.isEmpty { throw DataError(issues) }
     }
+}
+
+/// What is wrong with a `label_colors` list, if anything: an entry that is not three values
+/// 0...255, or a colour given twice (a pixel of it could not name one class).
+public func labelColorsProblem(_ colors: [[Int]]) -> String? {
+    var firstEntry: [[Int]: Int] = [:]
+    for (i, c) in colors.enumerated() {
+        let text = "[" + c.map(String.init).joined(separator: ", ") + "]"
+        if c.count != 3 { return "entry \(i) \(text) must have three values [r, g, b]" }
+        if let v = c.first(where: { !(0...255).contains($0) }) {
+            return "entry \(i) \(text): \(v) is out of range (must be 0 ... 255)"
+        }
+        if let j = firstEntry[c] { return "entry \(i) \(text) repeats the colour of entry \(j)" }
+        firstEntry[c] = i
+    }
+    return nil
 }
 
 func joinPath(_ a: String, _ b: String) -> String {

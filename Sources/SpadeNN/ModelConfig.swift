@@ -13,13 +13,15 @@ public struct ModelConfig: Sendable, Equatable {
     public var numD: Int                // num_D
     public var lambdaFeat: Float        // lambda_feat
     public var ganFeatLoss: Bool        // !no_ganFeat_loss
+    public var ganMode: GANMode         // gan_mode
 
     public init(semanticNC: Int, cropSize: Int, aspectRatio: Double = 1, upsampling: Upsampling = .normal,
                 ngf: Int = 64, ndf: Int = 64, spadeHidden: Int = 128, nLayersD: Int = 4, numD: Int = 2,
-                lambdaFeat: Float = 10, ganFeatLoss: Bool = true) {
+                lambdaFeat: Float = 10, ganFeatLoss: Bool = true, ganMode: GANMode = .hinge) {
         self.semanticNC = semanticNC; self.cropSize = cropSize; self.aspectRatio = aspectRatio
         self.upsampling = upsampling; self.ngf = ngf; self.ndf = ndf; self.spadeHidden = spadeHidden
         self.nLayersD = nLayersD; self.numD = numD; self.lambdaFeat = lambdaFeat; self.ganFeatLoss = ganFeatLoss
+        self.ganMode = ganMode
     }
 
     public var numUp: Int { [.normal: 5, .more: 6, .most: 7][upsampling]! }

@@ -60,7 +60,8 @@ public final class TrainingIteration {
             }
         }
         let outputs = discriminator.forward(dIn, mode: .train, ctx)
-        let (losses, grads) = GANLoss.compute(outputs: outputs, fakeCount: b, lambdaFeat: config.lambdaFeat,
+        let (losses, grads) = GANLoss.compute(outputs: outputs, fakeCount: b, mode: config.ganMode,
+                                              lambdaFeat: config.lambdaFeat,
                                               featureMatching: config.ganFeatLoss, ctx)
         // D parameter gradients from loss_D over all 2B samples; no input gradient needed.
         _ = discriminator.backward(grads.lossD, samples: 2 * b, parameterGradients: true, inputGradient: false, ctx)

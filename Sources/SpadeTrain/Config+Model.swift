@@ -7,7 +7,8 @@ extension TrainConfig {
         ModelConfig(semanticNC: semanticChannels, cropSize: crop_size, aspectRatio: aspect_ratio,
                     upsampling: ModelConfig.Upsampling(rawValue: num_upsampling_layers) ?? .normal,
                     ngf: ngf, ndf: ndf, spadeHidden: spade_hidden, nLayersD: n_layers_D, numD: num_D,
-                    lambdaFeat: Float(lambda_feat), ganFeatLoss: !no_ganFeat_loss)
+                    lambdaFeat: Float(lambda_feat), ganFeatLoss: !no_ganFeat_loss,
+                    ganMode: GANMode(rawValue: gan_mode) ?? .hinge)
     }
 
     /// What the data pipeline needs from this config.
@@ -22,12 +23,14 @@ extension TrainConfig {
         o.containDontcareLabel = contain_dontcare_label
         o.noInstance = no_instance
         o.labelEncoding = label_encoding
+        o.labelColors = label_colors
         o.preprocessMode = preprocess_mode
         o.loadSize = load_size
         o.cropSize = crop_size
         o.aspectRatio = aspect_ratio
         o.noFlip = no_flip
         o.serialBatches = serial_batches
+        o.maxDatasetSize = max_dataset_size
         o.seed = UInt64(truncatingIfNeeded: seed)
         o.syntheticCount = synthetic_count
         o.syntheticClasses = synthetic_classes

@@ -1,4 +1,5 @@
 import Foundation
+import SpadeData
 import Yams
 
 /// The effective training config: flat keys named as NVlabs SPADE's options.
@@ -16,9 +17,11 @@ public struct TrainConfig: Sendable {
     public var image_dir = ""
     public var instance_dir = ""
     public var label_encoding = ""
+    public var label_colors: [[Int]] = []
     public var label_nc = 0
     public var contain_dontcare_label = false
     public var no_instance = false
+    public var max_dataset_size = 0
     public var synthetic_count = 0
     public var synthetic_classes = 0
     public var preprocess_mode = ""
@@ -120,9 +123,10 @@ public struct TrainConfig: Sendable {
                 throw ConfigError(source: at, key: spec.name, "given twice")
             }
             switch valueNode {
+            case _ where spec.kind == .colors:
+                try setColors(spec, valueNode, source: at)
             case .scalar(let s):
-                let isNull = s.style == .plain && ["", "~", "null", "Null", "NULL"].contains(s.string)
-                try set(spec, text: s.string, isNull: isNull, source: at)
+                try set(spec, text: s.string, isNull: Self.isNull(s), source: at)
             case .mapping:
                 throw ConfigError(source: at, key: spec.name, "expected \(Self.article(spec.kind)), got a mapping")
             case .sequence:
@@ -139,7 +143,60 @@ public struct TrainConfig: Sendable {
         let key = String(assignment[..<eq]).trimmingCharacters(in: .whitespaces)
         let value = String(assignment[assignment.index(after: eq)...])
         let spec = try Self.lookup(key, source: "--set")
-        try set(spec, text: value, isNull: false, source: "--set")
+        if spec.kind == .colors {
+            // A list is given in YAML flow style: --set 'label_colors=[[0, 0, 0], [255, 0, 0]]'.
+            let node: Node?
+            do { node = try Yams.compose(yaml: value) } catch {
+                throw ConfigError(source: "--set", key: spec.name, "expected a list of [r, g, b], got '\(value)'")
+            }
+            try setColors(spec, node, source: "--set")
+        } else {
+            try set(spec, text: value, isNull: false, source: "--set")
+        }
+    }
+
+    private static func isNull(_ s: Node.Scalar) -> Bool {
+        s.style == .plain && ["", "~", "null", "Null", "NULL"].contains(s.string)
+    }
+
+    /// Parses a list of `[r, g, b]` (nil, null or `[]` = none), checks it, and stores it.
+    private mutating func setColors(_ spec: ConfigKeySpec, _ node: Node?, source: String) throws {
+        func fail(_ m: String) -> ConfigError { ConfigError(source: source, key: spec.name, m) }
+        func integer(_ n: Node) -> Int? {
+            guard case .scalar(let s) = n else { return nil }
+            return Int(s.string)
+        }
+        var colors: [[Int]] = []
+        switch node {
+        case nil:
+            break
+        case .scalar(let s)? where Self.isNull(s):
+            break
+        case .sequence(let entries)?:
+            for (i, entry) in entries.enumerated() {
+                let parts: [Node]
+                if case .sequence(let p) = entry { parts = Array(p) } else { parts = [] }
+                let rgb = parts.compactMap(integer)
+                guard !parts.isEmpty, rgb.count == parts.count else {
+                    throw fail("entry \(i) must be a list of integers [r, g, b], got \(Self.flowText(entry))")
+                }
+                colors.append(rgb)
+            }
+        case let other?:
+            throw fail("expected a list of [r, g, b], got \(Self.flowText(other))")
+        }
+        if let problem = labelColorsProblem(colors) { throw fail(problem) }
+        setValue(.colors(colors), for: spec)
+        explicitKeys.insert(spec.name)
+    }
+
+    /// A YAML node on one line, for messages: `'abc'`, `['1', '2']` or "a mapping".
+    private static func flowText(_ node: Node) -> String {
+        switch node {
+        case .scalar(let s): return "'\(s.string)'"
+        case .sequence(let items): return "[" + items.map(flowText).joined(separator: ", ") + "]"
+        case .mapping: return "a mapping"
+        }
     }
 
     /// NVlabs: with no_TTUR the Adam defaults become beta1 0.5, beta2 0.999.
@@ -190,6 +247,8 @@ public struct TrainConfig: Sendable {
                 throw fail(m)
             }
             value = .string(text)
+        case .colors:
+            preconditionFailure("\(spec.name) is a list: setColors parses it")
         }
         if let bounds = spec.bounds {
             let x: Double
@@ -212,6 +271,7 @@ public struct TrainConfig: Sendable {
         case let (.float(kp), .float(v)): self[keyPath: kp] = v
         case let (.bool(kp), .bool(v)): self[keyPath: kp] = v
         case let (.string(kp), .string(v)): self[keyPath: kp] = v
+        case let (.colors(kp), .colors(v)): self[keyPath: kp] = v
         default: preconditionFailure("value \(value) does not fit key \(spec.name)")
         }
     }
@@ -228,6 +288,7 @@ public struct TrainConfig: Sendable {
         case .float(let kp): return .float(self[keyPath: kp])
         case .bool(let kp): return .bool(self[keyPath: kp])
         case .string(let kp): return .string(self[keyPath: kp])
+        case .colors(let kp): return .colors(self[keyPath: kp])
         }
     }
 
@@ -237,6 +298,7 @@ public struct TrainConfig: Sendable {
         case .float: return "a number"
         case .bool: return "true or false"
         case .string, .choice: return "a string"
+        case .colors: return "a list of [r, g, b]"
         }
     }
 
@@ -271,6 +333,7 @@ public struct TrainConfig: Sendable {
             if case .choice(let c) = spec.kind, case .string(let s) = v, !c.contains(s) {
                 throw fail(spec.name, "'\(s)' is not supported (must be one of \(c.map { "'\($0)'" }.joined(separator: ", ")))")
             }
+            if case .colors(let colors) = v, let problem = labelColorsProblem(colors) { throw fail(spec.name, problem) }
         }
         // DESIGN §9: crop_size a multiple of 2^num_up; height consistent with the latent grid.
         let up = upsamplingFactor
@@ -306,9 +369,21 @@ public struct TrainConfig: Sendable {
                 throw fail("synthetic_classes", "\(synthetic_classes) exceeds label_nc \(label_nc)")
             }
         }
-        if !no_TTUR {
-            if beta1 != 0 { throw fail("beta1", "\(yamlFloat(beta1)) has no effect with TTUR (NVlabs uses beta1 0); set no_TTUR: true to use it") }
-            if beta2 != 0.9 { throw fail("beta2", "\(yamlFloat(beta2)) has no effect with TTUR (NVlabs uses beta2 0.9); set no_TTUR: true to use it") }
+        if label_encoding == "rgb" {
+            if dataset_mode == "synthetic" {
+                throw fail("label_encoding", "rgb needs label files; synthetic labels are class ids (use index)")
+            }
+            if dataset_mode == "custom" && label_colors.isEmpty {
+                throw fail("label_colors", "required when label_encoding is rgb with dataset_mode custom (one [r, g, b] per class id)")
+            }
+            // One colour per class id; with contain_dontcare_label one more, for don't-care.
+            if label_colors.count > label_nc + (contain_dontcare_label ? 1 : 0) {
+                let room = contain_dontcare_label ? "label_nc \(label_nc) + 1 don't-care"
+                    : "label_nc \(label_nc) (a don't-care colour needs contain_dontcare_label)"
+                throw fail("label_colors", "\(label_colors.count) colours for \(room)")
+            }
+        } else if !label_colors.isEmpty {
+            throw fail("label_colors", "has no effect with label_encoding \(label_encoding); set label_encoding: rgb to use it")
         }
         if steps == 0 && niter + niter_decay == 0 {
             throw fail("steps", "0 derives the length from niter + niter_decay epochs, but both are 0")
@@ -343,11 +418,6 @@ public struct TrainConfig: Sendable {
     /// Total generator steps: `steps`, or (niter + niter_decay) epochs of `stepsPerEpoch` when 0.
     public func totalSteps(stepsPerEpoch: Int) -> Int {
         steps > 0 ? steps : (niter + niter_decay) * stepsPerEpoch
-    }
-
-    /// Adam betas as NVlabs uses them: (0, 0.9) under TTUR, (beta1, beta2) with no_TTUR.
-    public var adamBetas: (beta1: Double, beta2: Double) {
-        no_TTUR ? (beta1, beta2) : (0, 0.9)
     }
 
     /// NVlabs learning rates during 1-based `epoch`: lr for epochs 1...niter+1, then
@@ -387,7 +457,7 @@ public struct TrainConfig: Sendable {
             if !spec.aliases.isEmpty { name += " (also " + spec.aliases.map { "`\($0)`" }.joined(separator: ", ") + ")" }
             var def = "`\(spec.defaultValue)`"
             if case .string("") = spec.defaultValue { def = "`\"\"`" }
-            lines.append("| \(name) | \(spec.kind.name) | \(cell(def)) | \(cell(spec.allowedText)) | \(cell(spec.nvlabsDefault ?? "-")) | \(cell(spec.description)) |")
+            lines.append("| \(name) | \(spec.kind.name) | \(cell(def)) | \(cell(spec.allowedText)) | \(cell(spec.nvlabsText)) | \(cell(spec.description)) |")
         }
         return lines.joined(separator: "\n") + "\n"
     }

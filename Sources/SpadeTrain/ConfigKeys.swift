@@ -1,4 +1,5 @@
 import SafeTensors
+import SpadeNN
 // The one table of config keys. Parsing, `--set`, validation of single values,
 // YAML dumping, defaults and the README key table are all derived from it.
 
@@ -8,6 +9,8 @@ public enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
     case float(Double)
     case bool(Bool)
     case string(String)
+    /// `label_colors`: one `[r, g, b]` per class id.
+    case colors([[Int]])
 
     /// The value as written in YAML (strings quoted when YAML would misread them).
     public var description: String {
@@ -16,6 +19,7 @@ public enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
         case .float(let v): return yamlFloat(v)
         case .bool(let v): return v ? "true" : "false"
         case .string(let v): return yamlString(v)
+        case .colors(let v): return "[" + v.map { "[" + $0.map(String.init).joined(separator: ", ") + "]" }.joined(separator: ", ") + "]"
         }
     }
 }
@@ -64,6 +68,8 @@ public struct ConfigKeySpec: Sendable {
         case int, float, bool, string
         /// A string restricted to the listed values.
         case choice([String])
+        /// A YAML list of `[r, g, b]` lists (`label_colors`).
+        case colors
 
         public var name: String {
             switch self {
@@ -72,6 +78,7 @@ public struct ConfigKeySpec: Sendable {
             case .bool: return "bool"
             case .string: return "string"
             case .choice: return "choice"
+            case .colors: return "list of [r, g, b]"
             }
         }
     }
@@ -82,14 +89,19 @@ public struct ConfigKeySpec: Sendable {
         case float(WritableKeyPath<TrainConfig, Double> & Sendable)
         case bool(WritableKeyPath<TrainConfig, Bool> & Sendable)
         case string(WritableKeyPath<TrainConfig, String> & Sendable)
+        case colors(WritableKeyPath<TrainConfig, [[Int]]> & Sendable)
     }
 
     public let name: String
     public let kind: Kind
     public let defaultValue: ConfigValue
     public let bounds: ConfigBounds?
-    /// NVlabs SPADE's default for this option; nil when NVlabs has no such option.
+    /// NVlabs SPADE's default for this option as declared (base_options.py, train_options.py or
+    /// the network's options); nil when NVlabs has no such option.
     public let nvlabsDefault: String?
+    /// Defaults NVlabs sets over `nvlabsDefault`: a dataset_mode's (its modify_commandline_options)
+    /// or one that depends on another option.
+    public private(set) var nvlabsOverrides: [NVlabsOverride] = []
     public let description: String
     /// Other accepted spellings (e.g. NVlabs's `D_steps_per_G`).
     public let aliases: [String]
@@ -101,7 +113,23 @@ public struct ConfigKeySpec: Sendable {
     public var allowedText: String {
         if case .choice(let c) = kind { return c.joined(separator: ", ") }
         if kind == .bool { return "true, false" }
+        if kind == .colors { return "[r, g, b] per class id, each 0 ... 255, no colour twice" }
         return bounds?.text ?? "-"
+    }
+
+    /// "NVlabs default" column text: the declared default, marked "(base)" when NVlabs overrides
+    /// it, then each override (`512 (base); 256 with dataset_mode custom, coco, ade20k`).
+    public var nvlabsText: String {
+        guard let base = nvlabsDefault else { return "-" }
+        if nvlabsOverrides.isEmpty { return base }
+        return ([base + " (base)"] + nvlabsOverrides.map { "\($0.value) with \($0.condition)" }).joined(separator: "; ")
+    }
+
+    /// This key with NVlabs' overrides of its base default.
+    func nvlabs(overrides: NVlabsOverride...) -> ConfigKeySpec {
+        var spec = self
+        spec.nvlabsOverrides = overrides
+        return spec
     }
 
     static func int(_ name: String, _ kp: WritableKeyPath<TrainConfig, Int> & Sendable, _ def: Int,
@@ -138,6 +166,25 @@ public struct ConfigKeySpec: Sendable {
                              nvlabsDefault: nvlabs, description: description, aliases: [], rejectNote: reject,
                              field: .string(kp))
     }
+
+    /// A list of class colours; empty by default (NVlabs has no such option).
+    static func colors(_ name: String, _ kp: WritableKeyPath<TrainConfig, [[Int]]> & Sendable,
+                       _ description: String) -> ConfigKeySpec {
+        ConfigKeySpec(name: name, kind: .colors, defaultValue: .colors([]), bounds: nil, nvlabsDefault: nil,
+                      description: description, aliases: [], rejectNote: nil, field: .colors(kp))
+    }
+}
+
+/// A default NVlabs sets over an option's declared one, and when.
+public struct NVlabsOverride: Sendable {
+    public let value: String
+    /// e.g. `dataset_mode cityscapes`, `no_TTUR`.
+    public let condition: String
+
+    init(_ value: String, with condition: String) {
+        self.value = value
+        self.condition = condition
+    }
 }
 
 extension TrainConfig {
@@ -163,13 +210,21 @@ extension TrainConfig {
         .string("instance_dir", \.instance_dir, "", nvlabs: "\"\"",
                 "custom: folder of instance maps (used when no_instance is false); default <dataroot>/train_inst"),
         .choice("label_encoding", \.label_encoding, "index", ["index", "rgb"],
-                "how label pixels encode classes: index (8-bit gray or palette PNG, value = class id) or rgb (colour-coded, mapped through the dataset's colour table)"),
+                "how label pixels encode classes: index (8-bit gray or palette PNG, value = class id) or rgb (colour-coded: label_colors, or classified_tiles' esri_model_definition.emd colours)"),
+        .colors("label_colors", \.label_colors,
+                "label_encoding rgb: the colour of each class id, e.g. [[0, 0, 0], [128, 64, 128]] (required for custom; overrides the .emd colours of classified_tiles); with contain_dontcare_label, entry label_nc is the don't-care colour"),
         .int("label_nc", \.label_nc, 8, .between(1, 255), nvlabs: "182",
-             "number of label classes, not counting the don't-care label"),
+             "number of label classes, not counting the don't-care label")
+            .nvlabs(overrides: .init("13", with: "dataset_mode custom"), .init("150", with: "dataset_mode ade20k"),
+                    .init("35", with: "dataset_mode cityscapes")),
         .bool("contain_dontcare_label", \.contain_dontcare_label, false, nvlabs: "false",
-              "label value 255 is don't-care (adds one input channel)"),
+              "label value 255 is don't-care (adds one input channel)")
+            .nvlabs(overrides: .init("true", with: "dataset_mode coco, ade20k")),
         .bool("no_instance", \.no_instance, true, nvlabs: "false",
-              "do not feed an instance edge map (default true here: synthetic and tile data have no instance maps)"),
+              "do not feed an instance edge map (default true here: synthetic and tile data have no instance maps)")
+            .nvlabs(overrides: .init("true", with: "dataset_mode ade20k")),
+        .int("max_dataset_size", \.max_dataset_size, 0, .atLeast(0), nvlabs: "sys.maxsize (no limit)",
+             "use only the first N samples in sorted order (0 = all); synthetic: the first N scenes"),
         .int("synthetic_count", \.synthetic_count, 128, .atLeast(1),
              "synthetic: number of generated scenes"),
         .int("synthetic_classes", \.synthetic_classes, 8, .atLeast(2),
@@ -179,13 +234,19 @@ extension TrainConfig {
         .choice("preprocess_mode", \.preprocess_mode, "resize_and_crop",
                 ["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "scale_shortside",
                  "scale_shortside_and_crop", "fixed", "none"], nvlabs: "scale_width_and_crop",
-                "scaling and cropping at load time, as NVlabs"),
+                "scaling and cropping at load time, as NVlabs")
+            .nvlabs(overrides: .init("resize_and_crop", with: "dataset_mode custom, coco, ade20k"),
+                    .init("fixed", with: "dataset_mode cityscapes")),
         .int("load_size", \.load_size, 72, .atLeast(1), nvlabs: "1024",
-             "images are scaled to this size, then cropped to crop_size"),
+             "images are scaled to this size, then cropped to crop_size")
+            .nvlabs(overrides: .init("286", with: "dataset_mode custom, coco, ade20k (training)"),
+                    .init("512", with: "dataset_mode cityscapes")),
         .int("crop_size", \.crop_size, 64, .atLeast(1), nvlabs: "512",
-             "width of the training crop; a multiple of 32/64/128 for num_upsampling_layers normal/more/most"),
+             "width of the training crop; a multiple of 32/64/128 for num_upsampling_layers normal/more/most")
+            .nvlabs(overrides: .init("256", with: "dataset_mode custom, coco, ade20k")),
         .float("aspect_ratio", \.aspect_ratio, 1.0, .atLeast(0, exclusive: true), nvlabs: "1.0",
-               "width / height of the crop; height = round(crop_size / aspect_ratio)"),
+               "width / height of the crop; height = round(crop_size / aspect_ratio)")
+            .nvlabs(overrides: .init("2.0", with: "dataset_mode cityscapes")),
         .bool("no_flip", \.no_flip, false, nvlabs: "false",
               "do not flip images horizontally at random"),
         .bool("serial_batches", \.serial_batches, false, nvlabs: "false",
@@ -195,13 +256,15 @@ extension TrainConfig {
         .int("ngf", \.ngf, 16, .atLeast(1), nvlabs: "64",
              "generator filters in the last layer (the first layer has 16*ngf)"),
         .choice("num_upsampling_layers", \.num_upsampling_layers, "normal", ["normal", "more", "most"], nvlabs: "normal",
-                "generator depth: 5, 6 or 7 upsamplings"),
+                "generator depth: 5, 6 or 7 upsamplings")
+            .nvlabs(overrides: .init("more", with: "dataset_mode cityscapes")),
         .int("spade_hidden", \.spade_hidden, 32, .atLeast(1), nvlabs: "128 (hard-coded)",
              "hidden channels of each SPADE block's shared conv"),
         .choice("norm_G", \.norm_G, "spectralspadesyncbatch3x3", ["spectralspadesyncbatch3x3", "spectralspadebatch3x3"],
-                nvlabs: "spectralspadesyncbatch3x3",
+                nvlabs: "spectralinstance",
                 reject: "spade-dist implements only spectral-norm convs with SPADE over parameter-free (synchronized) batch norm and 3x3 kernels",
-                "generator norm; both values mean spectral norm + SPADE with param-free sync batch norm, 3x3"),
+                "generator norm; both values mean spectral norm + SPADE with param-free sync batch norm, 3x3")
+            .nvlabs(overrides: .init("spectralspadesyncbatch3x3", with: "netG spade (NVlabs' default generator)")),
 
         // Discriminator
         .int("ndf", \.ndf, 16, .atLeast(1), nvlabs: "64",
@@ -215,9 +278,8 @@ extension TrainConfig {
                 "discriminator norm: spectral norm + instance norm"),
 
         // Losses
-        .choice("gan_mode", \.gan_mode, "hinge", ["hinge"], nvlabs: "hinge",
-                reject: "spade-dist implements only the hinge GAN loss",
-                "GAN loss"),
+        .choice("gan_mode", \.gan_mode, "hinge", GANMode.allCases.map(\.rawValue), nvlabs: "hinge",
+                "GAN loss, as NVlabs' GANLoss: hinge; ls (least squares); original (cross entropy on logits); w (Wasserstein, without gradient penalty)"),
         .float("lambda_feat", \.lambda_feat, 10.0, .atLeast(0), nvlabs: "10.0",
                "weight of the discriminator feature-matching loss"),
         .bool("no_ganFeat_loss", \.no_ganFeat_loss, false, nvlabs: "false",
@@ -225,15 +287,18 @@ extension TrainConfig {
 
         // Optimization
         .int("batchSize", \.batchSize, 2, .atLeast(1), nvlabs: "1",
-             "images per rank per step (the global batch is batchSize * ranks)"),
+             "images per rank per step: the global batch is batchSize * ranks (NVlabs' batchSize is the global batch, split across its GPUs)")
+            .nvlabs(overrides: .init("16", with: "dataset_mode cityscapes")),
         .float("lr", \.lr, 0.0002, .atLeast(0, exclusive: true), nvlabs: "0.0002",
                "initial Adam learning rate (TTUR: G uses lr/2, D uses 2*lr)"),
-        .float("beta1", \.beta1, 0.0, .between(0, 1, maxExclusive: true), nvlabs: "0.0 (0.5 with no_TTUR)",
-               "Adam beta1; TTUR always uses 0, so set it only with no_TTUR"),
-        .float("beta2", \.beta2, 0.9, .between(0, 1, maxExclusive: true), nvlabs: "0.9 (0.999 with no_TTUR)",
-               "Adam beta2; TTUR always uses 0.9, so set it only with no_TTUR"),
+        .float("beta1", \.beta1, 0.0, .between(0, 1, maxExclusive: true), nvlabs: "0.0",
+               "Adam beta1 of G and D (default 0.5 with no_TTUR)")
+            .nvlabs(overrides: .init("0.5", with: "no_TTUR")),
+        .float("beta2", \.beta2, 0.9, .between(0, 1, maxExclusive: true), nvlabs: "0.9",
+               "Adam beta2 of G and D (default 0.999 with no_TTUR)")
+            .nvlabs(overrides: .init("0.999", with: "no_TTUR")),
         .bool("no_TTUR", \.no_TTUR, false, nvlabs: "false",
-              "same lr for G and D and the given betas instead of TTUR"),
+              "same lr for G and D instead of TTUR (G lr/2, D 2*lr); also makes beta1, beta2 default to 0.5, 0.999"),
         .int("niter", \.niter, 50, .atLeast(0), nvlabs: "50",
              "epochs at the initial learning rate"),
         .int("niter_decay", \.niter_decay, 0, .atLeast(0), nvlabs: "0",

@@ -38,24 +38,38 @@ public enum Generation {
         return names
     }
 
-    /// Semantics (1, C, H, W) for one label file at the generator's size (nearest resize).
+    /// Semantics (1, C, H, W) for one label file at the generator's size (nearest resize). Label
+    /// maps are read as in training: class ids, or colours through `label_colors` with
+    /// `label_encoding: rgb`.
     public static func semantics(labelPath: String, instancePath: String?, config: TrainConfig) throws -> (semantics: [Float], labels: [Int32]) {
         let h = config.imageHeight, w = config.imageWidth
-        func load(_ path: String) throws -> [Int32] {
+        var colors: LabelColorTable? = nil
+        if config.label_encoding == "rgb" {
+            guard !config.label_colors.isEmpty else {
+                throw ConfigError(key: "label_colors", "required by generate with label_encoding rgb (it does not read an .emd)")
+            }
+            colors = LabelColorTable(labelColors: config.label_colors, labelNC: config.label_nc)
+        }
+        func load(_ path: String, colors: LabelColorTable?) throws -> [Int32] {
             let img = try readImage(path: path)
-            guard let values = img.indexValues() else {
+            let values: [Int32]
+            if let colors {
+                values = try colors.classValues(img, path: path)
+            } else if let ids = img.indexValues() {
+                values = ids
+            } else {
                 throw DataError(path: path, "is not a single-channel (gray or palette) label map")
             }
             return resizeNearest(values, fromHeight: img.height, fromWidth: img.width, toHeight: h, toWidth: w)
         }
-        let raw = try load(labelPath)
+        let raw = try load(labelPath, colors: colors)
         if let problem = labelProblem(raw, labelNC: config.label_nc, containDontcare: config.contain_dontcare_label) {
             throw DataError(path: labelPath, problem)
         }
         var instances: [Int32]? = nil
         if !config.no_instance {
             guard let instancePath else { throw DataError(path: labelPath, "the model uses instance maps: pass --instances DIR") }
-            instances = try load(instancePath)
+            instances = try load(instancePath, colors: nil)
         }
         let sem = try makeSemantics(rawLabels: raw, instances: instances, batch: 1, height: h, width: w,
                                     labelNC: config.label_nc, containDontcare: config.contain_dontcare_label)
@@ -83,11 +97,12 @@ public enum Generation {
         return px
     }
 
-    /// Generates every label file of `labelsDir` whose index is this rank's (i % size == rank).
+    /// Generates the label files of `labelsDir` whose index is this rank's (i % size == rank),
+    /// of the first `howMany` in sorted order (NVlabs test.py's how_many) or of all when nil.
     public static func run(checkpoint: String, labelsDir: String, instancesDir: String?, outDir: String,
-                           configPath: String?, overrides: [String], comm: Communicator) throws -> Int {
+                           configPath: String?, overrides: [String], howMany: Int? = nil, comm: Communicator) throws -> Int {
         let (config, generator) = try loadGenerator(checkpoint: checkpoint, configPath: configPath, overrides: overrides)
-        let names = try labelFiles(labelsDir)
+        let names = try labelFiles(labelsDir).prefix(howMany ?? Int.max)
         let mine = names.enumerated().filter { $0.offset % comm.size == comm.rank }.map(\.element)
         let inputs = mine.map { name in ("\(labelsDir)/\(name)", instancesDir.map { "\($0)/\(name)" }) }
         // Every input is checked before the first image is written: a bad label map is an

@@ -115,9 +115,9 @@ public final class Trainer {
         dataset = try Dataset(options: dataOptions)
 
         // Model, identical on every rank: rank 0 initialises or loads, then broadcasts.
-        let (beta1, beta2) = config.adamBetas
         statistics = TimedStatisticsReducer(comm)
-        iteration = TrainingIteration(config: config.modelConfig, beta1: beta1, beta2: beta2,
+        // NVlabs create_optimizers: betas (beta1, beta2) with and without TTUR; TTUR changes the lrs.
+        iteration = TrainingIteration(config: config.modelConfig, beta1: config.beta1, beta2: config.beta2,
                                       context: Context(reducer: comm.size > 1 ? statistics : nil))
         sync = GradientSync(iteration: iteration, communicator: comm.size > 1 ? comm.duplicate() : comm,
                             bucketBytes: max(1, Int(config.bucket_mb * 1_048_576)),

@@ -135,15 +135,23 @@ struct Generate: ParsableCommand {
         abstract: "Eval-mode generator over a folder of label PNGs; writes <out>/<label stem>.png.")
 
     @Option(help: "Checkpoint (safetensors with netG.*).") var checkpoint: String
-    @Option(help: "Folder of label maps (8-bit class ids, as in training).") var labels: String
+    @Option(help: "Folder of label maps, encoded as in training (class ids, or colours with label_encoding rgb).")
+    var labels: String
     @Option(help: "Folder of instance maps with the same file names (models trained with instances).") var instances: String?
     @Option(help: "Output folder.") var out: String
+    @Option(help: "Generate only the first N label files in sorted order (NVlabs' how_many). Default: all.")
+    var howMany: Int?
     @OptionGroup var configOptions: ConfigOptions
+
+    func validate() throws {
+        if let howMany, howMany < 1 { throw ValidationError("--how-many must be >= 1, got \(howMany)") }
+    }
 
     func run() throws {
         try runOnAllRanks { comm in
             let n = try Generation.run(checkpoint: checkpoint, labelsDir: labels, instancesDir: instances, outDir: out,
-                                       configPath: configOptions.config, overrides: configOptions.overrides, comm: comm)
+                                       configPath: configOptions.config, overrides: configOptions.overrides,
+                                       howMany: howMany, comm: comm)
             print("spade-dist: rank \(comm.rank) wrote \(n) images to \(out)")
         }
     }

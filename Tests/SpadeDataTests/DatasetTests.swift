@@ -73,6 +73,71 @@ final class DatasetTests: XCTestCase {
         XCTAssertTrue(prescan(o).first?.problem.contains("label_encoding: rgb") ?? false)
     }
 
+    /// label_colors: index = class id, the entry after the classes is don't-care (with
+    /// contain_dontcare_label); a colour no entry has is one line naming file, colours and pixels.
+    func testRGBLabelsThroughLabelColors() throws {
+        let dir = try makeTempDir(self)
+        try mkdir("\(dir)/train_label"); try mkdir("\(dir)/train_img")
+        let black: [UInt8] = [0, 0, 0], road: [UInt8] = [128, 64, 128], sky: [UInt8] = [70, 130, 180], void: [UInt8] = [255, 255, 255]
+        let label = [road, black, sky, void, sky, road].flatMap { $0 }
+        try writePNG(path: "\(dir)/train_label/a.png", width: 3, height: 2, channels: 3, pixels: label)
+        try writePNG(path: "\(dir)/train_img/a.png", width: 3, height: 2, channels: 3, pixels: [UInt8](repeating: 9, count: 18))
+        var o = customOptions(dir, labelNC: 3, size: 3)
+        o.preprocessMode = "none"
+        o.aspectRatio = 1.5
+        o.labelEncoding = "rgb"
+        o.containDontcareLabel = true
+        o.labelColors = [black, road, sky, void].map { $0.map(Int.init) }
+        XCTAssertEqual(prescan(o), [])
+        let ds = try Dataset(options: o)
+        XCTAssertEqual(try ds.loadRaw(0).labels, [1, 0, 2, 255, 2, 1])
+        let batch = try ds.makeBatch(indices: [0], epoch: 0)
+        XCTAssertEqual(batch.labels, [1, 0, 2, 3, 2, 1])                  // don't-care -> channel label_nc
+        XCTAssertEqual(Array(batch.semantics[(3 * 6)..<(4 * 6)]), [0, 0, 0, 1, 0, 0])
+
+        // Without the white entry: white (1 pixel) is not a class colour.
+        o.labelColors.removeLast()
+        XCTAssertEqual(prescan(o), [DataIssue(path: "\(dir)/train_label/a.png",
+                                              problem: "colour (255, 255, 255) in 1 pixel is not in label_colors")])
+        // Several unknown colours: most frequent first, pixel counts, one line.
+        o.labelColors = [black].map { $0.map(Int.init) }
+        XCTAssertThrowsError(try Dataset(options: o).loadRaw(0)) { error in
+            XCTAssertEqual((error as? DataError)?.message,
+                           "\(dir)/train_label/a.png: colours (70, 130, 180) in 2 pixels, (128, 64, 128) in 2 pixels, (255, 255, 255) in 1 pixel are not in label_colors")
+        }
+        // DatasetOptions itself rejects a repeated colour and too many colours, naming the key.
+        o.labelColors = [[1, 2, 3], [1, 2, 3]]
+        XCTAssertThrowsError(try o.validate()) { error in
+            XCTAssertEqual((error as? DataError)?.message, "label_colors: entry 1 [1, 2, 3] repeats the colour of entry 0")
+        }
+        o.labelColors = (0..<5).map { [$0, 0, 0] }
+        XCTAssertThrowsError(try o.validate()) { error in
+            XCTAssertEqual((error as? DataError)?.message, "label_colors: 5 colours for label_nc 3 + 1 don't-care")
+        }
+    }
+
+    /// NVlabs pix2pix_dataset.py: paths[:max_dataset_size] after sorting; the rest is never read.
+    func testMaxDatasetSizeKeepsTheFirstSortedSamples() throws {
+        let dir = try makeTempDir(self)
+        try writeSmallCustomDataset(dir, count: 5, size: 32)
+        try writeBytes("\(dir)/train_img/00004.png", [1, 2, 3])          // corrupt, but past the limit
+        var o = customOptions(dir)
+        XCTAssertEqual(prescan(o).map(\.path), ["\(dir)/train_img/00004.png"])
+        o.maxDatasetSize = 3
+        XCTAssertEqual(prescan(o, globalBatch: 3), [])
+        XCTAssertEqual(prescan(o, globalBatch: 4).map(\.problem), ["3 samples cannot fill one global batch of 4 (batchSize x ranks)"])
+        let ds = try Dataset(options: o)
+        XCTAssertEqual(ds.count, 3)
+        XCTAssertEqual(ds.files.map(\.name), ["00000", "00001", "00002"])
+        o.maxDatasetSize = 50                                               // more than there are: all
+        XCTAssertEqual(try Dataset(options: o).count, 5)
+        // Synthetic: the first N scenes.
+        var synth = DatasetOptions()
+        synth.syntheticCount = 16
+        synth.maxDatasetSize = 4
+        XCTAssertEqual(try Dataset(options: synth).count, 4)
+    }
+
     func testDontcareLabels() throws {
         let dir = try makeTempDir(self)
         try mkdir("\(dir)/train_label"); try mkdir("\(dir)/train_img")

@@ -365,7 +365,7 @@ final class LayerTests: XCTestCase {
             }
             outputs.append(row)
         }
-        let (losses, grads) = GANLoss.compute(outputs: outputs, fakeCount: 2, lambdaFeat: 10, featureMatching: true, ctx)
+        let (losses, grads) = GANLoss.compute(outputs: outputs, fakeCount: 2, mode: .hinge, lambdaFeat: 10, featureMatching: true, ctx)
         assertClose([Float(losses.dFake)], try fx.f("D_Fake"), rel: Tol.op, "D_Fake")
         assertClose([Float(losses.dReal)], try fx.f("D_real"), rel: Tol.op, "D_real")
         assertClose([Float(losses.gGAN)], try fx.f("G_GAN"), rel: Tol.op, "G_GAN")

@@ -108,7 +108,8 @@ final class ConfigTests: XCTestCase {
         let normG = configError { _ = try TrainConfig.parse(yaml: "norm_G: spectralspadeinstance3x3", source: "config.yaml") }
         XCTAssert(normG.hasPrefix("config.yaml:1: key 'norm_G': 'spectralspadeinstance3x3' is not supported (must be one of 'spectralspadesyncbatch3x3', 'spectralspadebatch3x3'): spade-dist implements only"), normG)
         XCTAssert(configError { _ = try TrainConfig.parse(yaml: "norm_D: spectralbatch") }.contains("key 'norm_D': 'spectralbatch' is not supported (must be 'spectralinstance')"))
-        XCTAssert(configError { _ = try TrainConfig.parse(yaml: "gan_mode: ls") }.contains("key 'gan_mode'"))
+        XCTAssertEqual(configError { _ = try TrainConfig.parse(yaml: "gan_mode: lsgan", source: "c.yaml") },
+                       "c.yaml:1: key 'gan_mode': 'lsgan' is not supported (must be one of 'hinge', 'ls', 'original', 'w')")
         XCTAssertNoThrow(try TrainConfig.parse(yaml: "norm_G: spectralspadebatch3x3"))
     }
 
@@ -171,19 +172,95 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(err("steps: 0\nniter: 0"), "c.yaml: key 'steps': 0 derives the length from niter + niter_decay epochs, but both are 0")
     }
 
-    func testNVlabsBetaDefaultsFollowNoTTUR() throws {
+    /// NVlabs create_optimizers uses (opt.beta1, opt.beta2) with or without TTUR; no_TTUR only
+    /// changes their defaults (train_options.py) and the learning rates.
+    func testNVlabsBetasWithAndWithoutTTUR() throws {
         let ttur = TrainConfig()
-        XCTAssertEqual(ttur.adamBetas.beta1, 0)
-        XCTAssertEqual(ttur.adamBetas.beta2, 0.9)
+        XCTAssertEqual([ttur.beta1, ttur.beta2], [0, 0.9])
         let plain = try TrainConfig.load(path: nil, overrides: ["no_TTUR=true"])
-        XCTAssertEqual(plain.beta1, 0.5)
-        XCTAssertEqual(plain.beta2, 0.999)
-        XCTAssertEqual(plain.adamBetas.beta2, 0.999)
+        XCTAssertEqual([plain.beta1, plain.beta2], [0.5, 0.999])
         let given = try TrainConfig.load(path: nil, overrides: ["no_TTUR=true", "beta1=0.1"])
-        XCTAssertEqual(given.beta1, 0.1)
-        XCTAssertEqual(given.beta2, 0.999)
-        XCTAssert(configError { _ = try TrainConfig.load(path: nil, overrides: ["beta1=0.5"]) }
-            .hasPrefix("key 'beta1': 0.5 has no effect with TTUR"))
+        XCTAssertEqual([given.beta1, given.beta2], [0.1, 0.999])
+        let tturGiven = try TrainConfig.parse(yaml: "beta1: 0.5\nbeta2: 0.999")
+        XCTAssertFalse(tturGiven.no_TTUR)
+        XCTAssertEqual([tturGiven.beta1, tturGiven.beta2], [0.5, 0.999])
+        XCTAssertEqual(tturGiven.learningRates(epoch: 1).g, 0.0001)   // TTUR still halves G's lr
+        XCTAssertEqual(configError { _ = try TrainConfig.load(path: nil, overrides: ["beta2=1"]) },
+                       "--set: key 'beta2': 1.0 is out of range (must be [0, 1))")
+    }
+
+    func testGANModes() throws {
+        XCTAssertEqual(TrainConfig().modelConfig.ganMode, .hinge)
+        for mode in ["ls", "original", "w", "hinge"] {
+            let c = try TrainConfig.load(path: nil, overrides: ["gan_mode=\(mode)"])
+            XCTAssertEqual(c.modelConfig.ganMode.rawValue, mode)
+            XCTAssertEqual(try TrainConfig.parse(yaml: c.yaml()), c)
+        }
+        XCTAssertEqual(configError { _ = try TrainConfig.load(path: nil, overrides: ["gan_mode=wgan-gp"]) },
+                       "--set: key 'gan_mode': 'wgan-gp' is not supported (must be one of 'hinge', 'ls', 'original', 'w')")
+    }
+
+    // MARK: label_colors
+
+    static let rgbCustom = "dataset_mode: custom\ndataroot: d\nlabel_encoding: rgb\nlabel_nc: 3\n"
+
+    func testLabelColorsParseFromYAMLAndSet() throws {
+        let c = try TrainConfig.parse(yaml: Self.rgbCustom + "label_colors: [[0, 0, 0], [128, 64, 128], [255, 255, 0]]")
+        XCTAssertEqual(c.label_colors, [[0, 0, 0], [128, 64, 128], [255, 255, 0]])
+        XCTAssertEqual(c.datasetOptions.labelColors, c.label_colors)
+        XCTAssert(c.yaml().contains("\nlabel_colors: [[0, 0, 0], [128, 64, 128], [255, 255, 0]]\n"), c.yaml())
+        XCTAssertEqual(try TrainConfig.parse(yaml: c.yaml()), c)
+        let block = try TrainConfig.parse(yaml: Self.rgbCustom + "label_colors:\n  - [1, 2, 3]\n  - [4, 5, 6]\n")
+        XCTAssertEqual(block.label_colors, [[1, 2, 3], [4, 5, 6]])
+        let set = try TrainConfig.load(path: nil, overrides: ["dataset_mode=custom", "dataroot=d", "label_encoding=rgb",
+                                                              "label_colors=[[9, 9, 9], [0, 0, 255]]"])
+        XCTAssertEqual(set.label_colors, [[9, 9, 9], [0, 0, 255]])
+        XCTAssertEqual(TrainConfig().label_colors, [])
+        XCTAssert(TrainConfig().yaml().contains("\nlabel_colors: []\n"))
+        // With contain_dontcare_label one more colour: entry label_nc is don't-care.
+        let dontcare = try TrainConfig.parse(yaml: Self.rgbCustom + "contain_dontcare_label: true\nlabel_colors: [[0, 0, 0], [1, 1, 1], [2, 2, 2], [3, 3, 3]]")
+        XCTAssertEqual(dontcare.label_colors.count, 4)
+    }
+
+    func testBadLabelColorsNameTheKey() {
+        func err(_ colors: String, _ extra: String = "") -> String {
+            configError { _ = try TrainConfig.parse(yaml: Self.rgbCustom + extra + "label_colors: \(colors)", source: "c.yaml") }
+        }
+        XCTAssertEqual(err("red"), "c.yaml:5: key 'label_colors': expected a list of [r, g, b], got 'red'")
+        XCTAssertEqual(err("[[0, 0, 0], 7]"), "c.yaml:5: key 'label_colors': entry 1 must be a list of integers [r, g, b], got '7'")
+        XCTAssertEqual(err("[[0, 0, x]]"), "c.yaml:5: key 'label_colors': entry 0 must be a list of integers [r, g, b], got ['0', '0', 'x']")
+        XCTAssertEqual(err("[[0, 0]]"), "c.yaml:5: key 'label_colors': entry 0 [0, 0] must have three values [r, g, b]")
+        XCTAssertEqual(err("[[0, 0, 0], [0, 300, 0]]"), "c.yaml:5: key 'label_colors': entry 1 [0, 300, 0]: 300 is out of range (must be 0 ... 255)")
+        XCTAssertEqual(err("[[0, -1, 0]]"), "c.yaml:5: key 'label_colors': entry 0 [0, -1, 0]: -1 is out of range (must be 0 ... 255)")
+        XCTAssertEqual(err("[[1, 2, 3], [4, 5, 6], [1, 2, 3]]"), "c.yaml:5: key 'label_colors': entry 2 [1, 2, 3] repeats the colour of entry 0")
+        XCTAssertEqual(err("[[0, 0, 0], [1, 1, 1], [2, 2, 2], [3, 3, 3]]"),
+                       "c.yaml: key 'label_colors': 4 colours for label_nc 3 (a don't-care colour needs contain_dontcare_label)")
+        XCTAssertEqual(err("[[0, 0, 0], [1, 1, 1], [2, 2, 2], [3, 3, 3], [4, 4, 4]]", "contain_dontcare_label: true\n"),
+                       "c.yaml: key 'label_colors': 5 colours for label_nc 3 + 1 don't-care")
+        XCTAssertEqual(configError { _ = try TrainConfig.parse(yaml: Self.rgbCustom, source: "c.yaml") },
+                       "c.yaml: key 'label_colors': required when label_encoding is rgb with dataset_mode custom (one [r, g, b] per class id)")
+        XCTAssertEqual(configError { _ = try TrainConfig.parse(yaml: "label_colors: [[0, 0, 0]]", source: "c.yaml") },
+                       "c.yaml: key 'label_colors': has no effect with label_encoding index; set label_encoding: rgb to use it")
+        XCTAssertEqual(configError { _ = try TrainConfig.parse(yaml: "label_encoding: rgb", source: "c.yaml") },
+                       "c.yaml: key 'label_encoding': rgb needs label files; synthetic labels are class ids (use index)")
+        XCTAssertEqual(configError { _ = try TrainConfig.load(path: nil, overrides: ["label_colors=[[1, 2, 3], [1, 2, 3]]"]) },
+                       "--set: key 'label_colors': entry 1 [1, 2, 3] repeats the colour of entry 0")
+        XCTAssertEqual(configError { _ = try TrainConfig.load(path: nil, overrides: ["label_colors=[[1, 2"]) },
+                       "--set: key 'label_colors': expected a list of [r, g, b], got '[[1, 2'")
+        // A config built in code is held to the same rules.
+        var c = TrainConfig()
+        c.label_colors = [[0, 0, 256]]
+        XCTAssertEqual(configError { try c.validate() }, "key 'label_colors': entry 0 [0, 0, 256]: 256 is out of range (must be 0 ... 255)")
+        // classified_tiles may take its colours from the .emd instead.
+        XCTAssertNoThrow(try TrainConfig.parse(yaml: "dataset_mode: classified_tiles\ndataroot: t\nlabel_encoding: rgb"))
+    }
+
+    func testMaxDatasetSize() throws {
+        XCTAssertEqual(TrainConfig().max_dataset_size, 0)
+        XCTAssertEqual(TrainConfig().datasetOptions.maxDatasetSize, 0)
+        XCTAssertEqual(try TrainConfig.load(path: nil, overrides: ["max_dataset_size=100"]).datasetOptions.maxDatasetSize, 100)
+        XCTAssertEqual(configError { _ = try TrainConfig.load(path: nil, overrides: ["max_dataset_size=-1"]) },
+                       "--set: key 'max_dataset_size': -1 is out of range (must be >= 0)")
     }
 
     func testYAMLRoundTrip() throws {
@@ -208,7 +285,7 @@ final class ConfigTests: XCTestCase {
         let keysInText = text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { String($0.split(separator: ":")[0]) }
         XCTAssertEqual(keysInText, TrainConfig.keys.map(\.name))
         // Any single non-default value survives the trip.
-        for assignments in [["seed=7"], ["no_TTUR=true", "beta1=0.25"], ["no_TTUR=true"], ["bucket_mb=0.5"],
+        for assignments in [["seed=7"], ["no_TTUR=true", "beta1=0.25"], ["no_TTUR=true"], ["bucket_mb=0.5"], ["beta2=0.999"],
                             ["preprocess_mode=none"], ["name=a/b-c.d"], ["lr=3.3e-7"]] {
             let x = try TrainConfig.load(path: nil, overrides: assignments)
             XCTAssertEqual(try TrainConfig.parse(yaml: x.yaml()), x, "\(assignments)")
@@ -253,11 +330,21 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.totalSteps(stepsPerEpoch: 10), 50)
     }
 
-    func testMarkdownTableListsEveryKey() {
+    func testMarkdownTableListsEveryKey() throws {
         let table = TrainConfig.markdownKeyTable()
         let rows = table.split(separator: "\n")
         XCTAssertEqual(rows.count, TrainConfig.keys.count + 2)
-        XCTAssert(table.contains("| `crop_size` | int | `64` | >= 1 | 512 |"), table)
+        XCTAssert(table.contains("| `crop_size` | int | `64` | >= 1 | 512 (base); 256 with dataset_mode custom, coco, ade20k |"), table)
+        XCTAssert(table.contains("| `ngf` | int | `16` | >= 1 | 64 |"), table)   // no override: the value alone
+        XCTAssert(table.contains("| 0.0 (base); 0.5 with no_TTUR |"), table)
+        XCTAssert(table.contains("| `label_colors` | list of [r, g, b] | `[]` |"), table)
+        XCTAssert(table.contains("| `gan_mode` | choice | `hinge` | hinge, ls, original, w | hinge |"), table)
+        let batch = try XCTUnwrap(rows.first { $0.hasPrefix("| `batchSize`") })
+        XCTAssert(batch.contains("per rank") && batch.contains("NVlabs' batchSize is the global batch"), String(batch))
+        // Every NVlabs override says what it overrides.
+        for spec in TrainConfig.keys where !spec.nvlabsOverrides.isEmpty {
+            XCTAssert(spec.nvlabsText.hasPrefix("\(spec.nvlabsDefault!) (base); "), spec.nvlabsText)
+        }
         XCTAssert(table.contains("| `d_steps_per_g` (also `D_steps_per_G`) | int | `1` | >= 1 | 1 |"), table)
         XCTAssert(table.contains("| `dataroot` | string | `\"\"` |"), table)
         for row in rows.dropFirst(2) {   // 6 columns = 7 unescaped pipes
