@@ -128,6 +128,14 @@ ns_pids() {
     done
 }
 
+# Running, i.e. neither gone nor a zombie waiting for its parent.
+running() {
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    stat="${stat##*) }"
+    [[ "${stat:0:1}" != Z ]]
+}
+
 # TERM, up to 2 s to exit, then KILL.
 stop_pids() {
     (($# > 0)) || return 0
@@ -135,7 +143,9 @@ stop_pids() {
     local n p alive
     for n in $(seq 20); do
         alive=()
-        for p in "$@"; do [[ -e "/proc/$p" ]] && alive+=("$p"); done
+        for p in "$@"; do
+            if running "$p"; then alive+=("$p"); fi
+        done
         ((${#alive[@]} > 0)) || return 0
         if ((n < 20)); then sleep 0.1; fi
     done
@@ -178,8 +188,13 @@ cmd_agent() {
         host="${name:-$host}"
     fi
     ns_exists "$host" || { say "agent: unknown host $host"; exit 255; }
+    # Without tree spawn, mpirun asks the daemon to daemonize, so this agent would return at
+    # once and a daemon that dies before calling back would leave mpirun waiting forever.
+    # Kept in the foreground (like a daemon behind ssh), its end is noticed and its errors shown.
+    local words=() w
+    for w in "$@"; do [[ "$w" == --daemonize ]] || words+=("$w"); done
     set_on_host "$host"
-    exec "${on_host[@]}" /bin/sh -c "$*"
+    exec "${on_host[@]}" /bin/sh -c "${words[*]}"
 }
 
 cmd_exec() {
@@ -361,6 +376,9 @@ cmd_clear() {
         tc -n "$h" qdisc del dev eth0 root 2>/dev/null || true
         ip -n "$(switch)" link set "p$i" up
     done
+    # Addresses that went unanswered during a partition stay FAILED in the hosts' neighbour
+    # tables after the link is back, and the next job's daemons then fail to connect at once.
+    for i in $(seq 1 "$nhosts"); do ip -n "$prefix$i" neigh flush all 2>/dev/null || true; done
     say "cleared: $1"
 }
 
@@ -451,10 +469,11 @@ cmd_run() {
     # In the background so a TERM/INT to this script can be passed on and the hosts reaped.
     "${on_host[@]}" "${cmd[@]}" &
     local mpirun_pid=$! rc=0
+    # mpirun passes TERM on to the ranks; stop_pids gives it 2 s before KILL, then reap.
     # shellcheck disable=SC2064  # the PID is fixed now
-    trap "kill -TERM $mpirun_pid 2>/dev/null || true; wait $mpirun_pid 2>/dev/null || true; reap; exit 143" TERM
+    trap "stop_pids $mpirun_pid; wait $mpirun_pid 2>/dev/null || true; reap; exit 143" TERM
     # shellcheck disable=SC2064
-    trap "kill -TERM $mpirun_pid 2>/dev/null || true; wait $mpirun_pid 2>/dev/null || true; reap; exit 130" INT
+    trap "stop_pids $mpirun_pid; wait $mpirun_pid 2>/dev/null || true; reap; exit 130" INT
     wait "$mpirun_pid" || rc=$?
     trap - TERM INT
     reap
