@@ -24,7 +24,10 @@
 #   launch/cluster-sim.sh status                      hosts, addresses, processes, faults
 #   launch/cluster-sim.sh down                        kill the processes in the namespaces, delete
 #                                                     them and the state (exit 0 when nothing is up)
-# HOST is a host name (h2) or its number (2). Unknown commands print this help and exit 2.
+# HOST is a host name (h2) or its number (2). Unknown commands print a usage line and exit 2.
+# Without `--`, all of run's arguments go to spade-dist. One `run` at a time per cluster.
+# Faults of different kinds add up; a new one of the same kind replaces the old. Delay uses
+# netem where the kernel has it, else an NFQUEUE helper (launch/lib/nfq-delay.c) in the host.
 #
 # Environment
 #   CLUSTER_SIM_STATE   state directory (default /tmp/spade-cluster-sim): hosts, hostfile,

@@ -132,8 +132,8 @@ final class ClusterSimTests: XCTestCase {
         let r = try Self.sim(["run", "--", "train", "--steps", "100000", "--run-dir", dir + "/run",
                               "--set", "blas_threads=1", "--set", "log_every=1", "--set", "checkpoint_every=100000"],
                              timeout: 180, environment: ["SPADE_DIST_BIN": exe]) { process in
-            // Only once training runs: a fault during the launch, before every host's daemon has
-            // called back, is a different case (mpirun waits for the daemon; see docs/distributed.md).
+            // Only once training runs: a host cut off during the launch, before its daemon has
+            // called back, ends the job only after TCP's connect timeout (~2 min; docs/distributed.md).
             let started = E2E.waitFor(process, timeout: 120) {
                 ((try? String(contentsOfFile: metrics, encoding: .utf8)) ?? "").contains("\n")
             }
