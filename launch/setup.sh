@@ -23,49 +23,12 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 # The runtime and build dependencies (Package.swift's system libraries).
 packages=(libopenmpi-dev openmpi-bin libopenblas-dev libpng-dev libjpeg62-turbo-dev)
 
-install_packages() {
-    if [[ "${SPADE_SKIP_APT:-0}" == 1 ]]; then
-        say "SPADE_SKIP_APT=1: not checking system packages"
-        return
-    fi
-    if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
-        say "no apt-get/dpkg here: make sure OpenMPI (mpirun, mpi.h), OpenBLAS (cblas.h, openblas.pc),"
-        say "libpng and libjpeg(-turbo) development files are installed; continuing"
-        return
-    fi
-    local missing=() p
-    for p in "${packages[@]}"; do
-        if [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" != "install ok installed" ]]; then
-            missing+=("$p")
-        fi
-    done
-    if ((${#missing[@]} == 0)); then
-        say "system packages present: ${packages[*]}"
-        return
-    fi
-    say "missing system packages: ${missing[*]}"
+# shellcheck source=lib/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
-    local sudo=()
-    if [[ "$(id -u)" != 0 ]]; then
-        if ! command -v sudo >/dev/null 2>&1; then
-            die "not root and no sudo: run as root: apt-get update && apt-get install -y ${missing[*]}"
-        fi
-        if [[ -t 0 ]]; then sudo=(sudo); else sudo=(sudo -n); fi
-    fi
-    local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
-    say "+ ${apt[*]} update -q"
-    "${apt[@]}" update -q || die "apt-get update failed"
-    # Ubuntu names libjpeg-turbo's development package libjpeg-turbo8-dev (libjpeg-dev
-    # depends on the right one everywhere); use it when Debian's name is unknown.
-    local i
-    for i in "${!missing[@]}"; do
-        if [[ "${missing[$i]}" == libjpeg62-turbo-dev ]] && ! apt-cache show libjpeg62-turbo-dev >/dev/null 2>&1; then
-            say "libjpeg62-turbo-dev is not known to apt here; installing libjpeg-dev instead"
-            missing[i]=libjpeg-dev
-        fi
-    done
-    say "+ ${apt[*]} install -y -q --no-install-recommends ${missing[*]}"
-    "${apt[@]}" install -y -q --no-install-recommends "${missing[@]}" || die "apt-get install failed"
+install_packages() {
+    APT_NO_APT_HINT="make sure OpenMPI (mpirun, mpi.h), OpenBLAS (cblas.h, openblas.pc), libpng and libjpeg(-turbo) development files are installed" \
+        apt_install_missing "${packages[@]}"
 }
 
 check_swift() {

@@ -9,7 +9,7 @@ final class LauncherTests: XCTestCase {
         .deletingLastPathComponent().path
     static let launcher = root + "/launch/run-node.sh"
     static let scripts = ["launch/setup.sh", "launch/train.sh", "launch/test.sh", "launch/run-node.sh",
-                          "launch/slurm.sbatch", ".ci/run"]
+                          "launch/slurm.sbatch", "launch/cluster-sim.sh", "launch/lib/apt.sh", ".ci/run"]
 
     /// `launch/run-node.sh args` with the binary under test.
     func launch(_ args: [String], in directory: String? = nil, timeout: Double = 240) throws -> ProcessResult {
