@@ -8,9 +8,13 @@
 //   non-blocking message to rank 0. Waiting ranks therefore keep talking; the culprit does not.
 // - Rank 0, while it waits, reads those messages. When some rank has been silent for
 //   `timeoutSeconds`, rank 0 prints one line naming that rank, its host, and the phase and step
-//   it was last seen in, and aborts the job.
+//   it was last seen in, and aborts the job `abortGraceSeconds` later. The grace is for a host
+//   cut off from the network: OpenMPI's runtime notices a lost host by its OOB keepalive (about
+//   8 s as the launchers set it) and ends the job itself; an MPI_Abort sent earlier would make
+//   mpirun wait for that host's daemon to acknowledge the kill, with TCP retransmitting for
+//   up to 15 minutes (net.ipv4.tcp_retries2) instead.
 // - Should rank 0 itself be the silent one, the others give up after twice the timeout (plus
-//   a margin) with a line saying so.
+//   the grace and a margin) with a line saying so.
 //
 // A phase that legitimately takes longer than the timeout without any collective (a huge
 // model's forward pass, a checkpoint on a slow disk) looks like a stall: the timeout must
@@ -47,6 +51,9 @@ final class StallWatchdog {
     private let hosts: [String]
     /// How often a waiting rank says it is still there.
     private let waitingInterval: Double
+    /// From naming a stalled rank to MPI_Abort (see the header).
+    static let abortGraceSeconds = 10.0
+    private var stallReportedAt: Double?
 
     // This rank's last report.
     private var phase = RankPhase.startingUp
@@ -105,11 +112,15 @@ final class StallWatchdog {
             if now - lastSent >= waitingInterval { send() }
             // Rank 0 names the culprit first (it hears everyone); only when rank 0 itself is the
             // silent one does this rank get here.
-            if now - start > 2 * timeoutSeconds + 10 {
+            if now - start > 2 * timeoutSeconds + Self.abortGraceSeconds + 10 {
                 abort("no progress for \(Int(now - start)) s while \(phase) at step \(step), waiting in \(what()); " +
                       "rank 0 on host \(hosts[0]) watches for stalls and did not report one, so rank 0 itself is " +
                       "probably stopped, hung or cut off (stall_timeout_s \(formatSeconds(timeoutSeconds)))")
             }
+            return
+        }
+        if let reported = stallReportedAt {
+            if now - reported > Self.abortGraceSeconds { abort("") }   // the line is out already
             return
         }
         guard now - lastDrain >= 0.01 else { return }
@@ -117,9 +128,11 @@ final class StallWatchdog {
         drain(now)
         guard let culprit = (1..<size).max(by: { lastHeard[$0] > lastHeard[$1] }),
               now - lastHeard[culprit] > timeoutSeconds else { return }
-        abort("rank \(culprit) on host \(hosts[culprit]) made no progress for \(Int(now - lastHeard[culprit])) s " +
+        stallReportedAt = now
+        printFatalMessageOnce("rank 0: rank \(culprit) on host \(hosts[culprit]) made no progress for \(Int(now - lastHeard[culprit])) s " +
               "(stall_timeout_s \(formatSeconds(timeoutSeconds))): last seen \(lastPhase[culprit]) at step \(lastStep[culprit]); " +
-              "it is stopped, hung or cut off from the network (rank 0 was waiting in \(what()))")
+              "it is stopped, hung or cut off from the network (rank 0 was waiting in \(what())); " +
+              "ending the job")
     }
 
     /// Collective, before MPI_Finalize: completes this rank's messages and withdraws rank 0's receives.

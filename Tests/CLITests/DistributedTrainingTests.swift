@@ -284,8 +284,8 @@ final class DistributedTrainingTests: XCTestCase {
     }
 
     /// A rank alive but stuck (SIGSTOP: a debugger, a hung filesystem read) ends the job through
-    /// the stall watchdog: rank 0 names the rank, its host and the phase it was last seen in,
-    /// within stall_timeout_s plus a moment, with a non-zero exit.
+    /// the stall watchdog: rank 0 names the rank, its host and the phase it was last seen in
+    /// after stall_timeout_s, and the job ends (non-zero) after the watchdog's grace.
     func testStoppedRankIsNamedByTheStallWatchdog() throws {
         let dir = try CLI.tempDir("e2e-stall")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -307,7 +307,8 @@ final class DistributedTrainingTests: XCTestCase {
         print("SIGSTOP of rank 1 (pid \(stoppedPid)): job ended after \(String(format: "%.2f", seconds)) s, exit \(r.status)")
         XCTAssertFalse(r.timedOut, "job still running after the stop: \(r.output)")
         XCTAssertNotEqual(r.status, 0, r.output)
-        XCTAssertLessThan(seconds, 3 + 7)
+        // stall_timeout_s, then the watchdog's grace before MPI_Abort (StallWatchdog.abortGraceSeconds, 10 s).
+        XCTAssertLessThan(seconds, 3 + 10 + 5)
         let host = ProcessInfo.processInfo.hostName
         let lines = r.stderr.split(separator: "\n").filter { $0.contains("made no progress") }
         XCTAssertEqual(lines.count, 1, r.stderr)
