@@ -207,7 +207,8 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     /// Checks this rank's shard of bucket b for NaN/Inf: the rank-order sums over the node, or
     /// (across nodes, once the all-reduce has completed) the world's sums in its own store.
     private func checkShard(_ b: Int) {
-        if let pending = buckets[b].crossNode {
+        if crossNode != nil {
+            guard let pending = buckets[b].crossNode else { preconditionFailure("bucket \(b) checked before its all-reduce across nodes") }
             pending.wait()
             buckets[b].crossNode = nil
         }
@@ -243,10 +244,12 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         }
         // This rank's shards, as the other ranks' buckets arrive.
         while let b = buckets.indices.first(where: { !buckets[$0].checked }) {
+            // Across nodes, "ready" is "its all-reduce started": another rank's flag may rise
+            // between the two looks, and a shard must never be checked before its reduction.
             if crossNode != nil {
                 while nextCrossNode < buckets.count && everyoneReady(nextCrossNode) { startCrossNode(nextCrossNode) }
             }
-            if everyoneReady(b) {
+            if crossNode == nil ? everyoneReady(b) : nextCrossNode > b {
                 checkShard(b)   // across nodes: waits for its all-reduce (watched by the stall watchdog)
             } else {
                 keepWaiting("the gradients of bucket \(b) from every rank on this node")
