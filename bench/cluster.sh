@@ -18,10 +18,16 @@
 #   exposed  = step - the same layout's step on the bare link: communication not hidden
 #              (the hosts share this machine's 2 cores, so raw step times are not a cluster's)
 #   hidden   = 1 - exposed(3x1) / exposed(3x1-1b) at the same link setting
+# Link calibration (the scaling model's input, bench/scaling.py): spade-dist-commcheck all-reduces
+# the model's gradient bytes (S = 4 x parameters) in 4 MiB buckets over 3 hosts and over 2 hosts
+# at each link setting, with no computation to hide behind: "reduce_s" is the time of the
+# trainer's own path (GradientAllReducer: non-blocking, polled), "blocking_allreduce_s" that of
+# one MPI_Allreduce of the same bytes (OpenMPI's tuned algorithms, for comparison).
 # Output: a Markdown table on stdout and OUT/results.json (the input of bench/scaling.py).
 #
 # Usage: bench/cluster.sh            Env: STEPS (8), WARMUP (2), BUILD=0 (skip the build),
-#        BIN (default .build/release/spade-dist), OUT (default a temp dir; kept).
+#        BIN (default .build/release/spade-dist), OUT (default a temp dir; kept),
+#        PARTS ("train calibrate", the default, or one of them).
 # Needs root (network namespaces), python3. Brings up its own cluster (state /tmp/spade-bench-cluster,
 # hosts b1..b3) and takes it down at the end.
 set -euo pipefail
@@ -33,7 +39,12 @@ OUT=${OUT:-$(mktemp -d /tmp/spade-bench-cluster.XXXXXX)}
 mkdir -p "$OUT"
 export CLUSTER_SIM_STATE=/tmp/spade-bench-cluster CLUSTER_SIM_PREFIX=b SPADE_DIST_BIN="$BIN"
 sim=launch/cluster-sim.sh
-[ "${BUILD:-1}" = 1 ] && swift build -c release --product spade-dist >/dev/null
+PARTS=${PARTS:-train calibrate}
+GRADIENT_MB=93   # small-128: 24,516,773 parameters of G and D = 93.5 MiB of gradients
+if [ "${BUILD:-1}" = 1 ]; then
+  swift build -c release --product spade-dist >/dev/null
+  swift build -c release --product spade-dist-commcheck >/dev/null
+fi
 trap '"$sim" down >/dev/null 2>&1 || true' EXIT
 "$sim" up 3 >/dev/null
 
@@ -83,10 +94,31 @@ print(json.dumps({"link": link, "layout": layout,
 EOF
 }
 
-: >"$OUT/results.jsonl"
+calibrate() {   # link hosts -> one JSON line: the blocking all-reduce time of the gradient bytes
+  local link=$1 hosts=$2 line
+  line=$(SPADE_DIST_BIN="$(dirname "$BIN")/spade-dist-commcheck" SLOTS=1 "$sim" run -np "$hosts" -- \
+    buckets --total-mb "$GRADIENT_MB" --bucket-kb 4096 --backward-ms 0 --steps 3 2>&1 | grep "^OK buckets")
+  python3 - "$link" "$hosts" "$line" <<'EOF' >>"$OUT/results.jsonl"
+import json, re, sys
+link, hosts, line = sys.argv[1:]
+ms = lambda pattern: float(re.search(pattern, line).group(1)) / 1000
+print(json.dumps({"link": link, "layout": f"allreduce-{hosts}hosts", "reduce_s": ms(r"comm_wait ([0-9.]+) ms"),
+                  "blocking_allreduce_s": ms(r"blocking all-reduce ([0-9.]+) ms"),
+                  "bytes": int(float(re.search(r"MB=([0-9.]+)", line).group(1)) * 1048576)}))
+EOF
+}
+
+# A calibration-only run (PARTS=calibrate) adds to an earlier run's results in the same OUT.
+if [[ " $PARTS " == *" train "* ]] || [ ! -f "$OUT/results.jsonl" ]; then : >"$OUT/results.jsonl"; fi
 for link in none 1gbit+1ms 100mbit; do
   set_link "$link"
-  for layout in 3x1 3x1-1b 2x2-flat 2x2-hier; do run_variant "$link" "$layout"; done
+  if [[ " $PARTS " == *" train "* ]]; then
+    for layout in 3x1 3x1-1b 2x2-flat 2x2-hier; do run_variant "$link" "$layout"; done
+  fi
+  if [[ " $PARTS " == *" calibrate "* ]]; then
+    calibrate "$link" 3
+    calibrate "$link" 2
+  fi
 done
 "$sim" clear all >/dev/null
 
@@ -97,6 +129,8 @@ at = {(r["link"], r["layout"]): r for r in rows}
 print("| link | layout | s/step | comm_wait_s | MB sent per step per host | exposed comm (s) | hidden |")
 print("|---|---|---|---|---|---|---|")
 for r in rows:
+    if "step_s" not in r:
+        continue
     base = at.get(("none", r["layout"]))
     exposed = r["step_s"] - base["step_s"] if base else float("nan")
     hidden = ""

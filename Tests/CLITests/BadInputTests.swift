@@ -8,26 +8,19 @@ import SpadeTestSupport
 import XCTest
 
 final class BadInputCLITests: XCTestCase {
-    nonisolated(unsafe) private static var workDir: String?
-    private static let lock = NSLock()
+    /// This class's scratch folder, with a real checkpoint of the small model
+    /// (`good/checkpoints/step_00000001.safetensors`).
+    static let scratch = SharedScratch(tag: "badinput") { d in
+        let r = try E2E.run(["train", "--steps", "1", "--run-dir", d + "/good"] + E2E.small)
+        E2E.assertSuccess(r, "making a checkpoint")
+    }
 
     override class func tearDown() {
-        if let d = workDir { try? FileManager.default.removeItem(atPath: d) }
-        workDir = nil
+        scratch.remove()
         super.tearDown()
     }
 
-    /// A scratch folder shared by this class's tests, with a real checkpoint of the small model
-    /// (`good/checkpoints/step_00000001.safetensors`), made once.
-    func work() throws -> String {
-        Self.lock.lock(); defer { Self.lock.unlock() }
-        if let d = Self.workDir { return d }
-        let d = try CLI.tempDir("badinput")
-        Self.workDir = d
-        let r = try E2E.run(["train", "--steps", "1", "--run-dir", d + "/good"] + E2E.small)
-        E2E.assertSuccess(r, "making a checkpoint")
-        return d
-    }
+    func work() throws -> String { try Self.scratch.path() }
 
     var goodCheckpoint: String { get throws { try work() + "/good/checkpoints/step_00000001.safetensors" } }
     var tinyData: String { Fixtures.directory + "/tiny_data" }

@@ -259,27 +259,7 @@ final class DistributedTrainingTests: XCTestCase {
 
     /// SIGKILL of one rank mid-run (the OOM killer's way) ends the job, non-zero, within 10 s.
     func testKilledRankEndsJobPromptly() throws {
-        let dir = try CLI.tempDir("e2e-kill")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let config = try writeConfig(Self.synthConfig, in: dir)
-        var killedAt: Date? = nil
-        var killedPid: pid_t = 0
-        let r = try ProcessRunner.mpi(np: 2, try CLI.exe(), [
-            "train", "--config", config, "--set", "batchSize=2", "--steps", "100000", "--run-dir", dir + "/run"],
-            timeout: 90) { mpirun in
-            // Mid-run: wait until rank 0 has logged a few steps, then kill rank 1.
-            guard Self.waitForLoggedSteps(dir + "/run/metrics.jsonl", atLeast: 3, while: mpirun, timeout: 60),
-                  let pid = Self.rankProcess(of: mpirun.processIdentifier, rank: 1) else { return }
-            killedPid = pid
-            kill(pid, SIGKILL)
-            killedAt = Date()
-        }
-        let end = Date()
-        guard let killedAt else { return XCTFail("rank 1 never started training or was not found: \(r.output)") }
-        let seconds = end.timeIntervalSince(killedAt)
-        print("SIGKILL of rank 1 (pid \(killedPid)): job ended after \(String(format: "%.2f", seconds)) s, exit \(r.status)")
-        XCTAssertFalse(r.timedOut, "job still running after the kill: \(r.output)")
-        XCTAssertNotEqual(r.status, 0, r.output)
+        let (seconds, _) = try signalRankOneMidRun(SIGKILL)
         XCTAssertLessThan(seconds, 10)
     }
 
@@ -287,26 +267,7 @@ final class DistributedTrainingTests: XCTestCase {
     /// the stall watchdog: rank 0 names the rank, its host and the phase it was last seen in
     /// after stall_timeout_s, and the job ends (non-zero) after the watchdog's grace.
     func testStoppedRankIsNamedByTheStallWatchdog() throws {
-        let dir = try CLI.tempDir("e2e-stall")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let config = try writeConfig(Self.synthConfig, in: dir)
-        var stoppedAt: Date? = nil
-        var stoppedPid: pid_t = 0
-        let r = try ProcessRunner.mpi(np: 2, try CLI.exe(), [
-            "train", "--config", config, "--set", "batchSize=2", "--set", "stall_timeout_s=3", "--steps", "100000",
-            "--run-dir", dir + "/run"], timeout: 90) { mpirun in
-            guard Self.waitForLoggedSteps(dir + "/run/metrics.jsonl", atLeast: 3, while: mpirun, timeout: 60),
-                  let pid = Self.rankProcess(of: mpirun.processIdentifier, rank: 1) else { return }
-            stoppedPid = pid
-            kill(pid, SIGSTOP)
-            stoppedAt = Date()
-        }
-        let end = Date()
-        guard let stoppedAt else { return XCTFail("rank 1 never started training or was not found: \(r.output)") }
-        let seconds = end.timeIntervalSince(stoppedAt)
-        print("SIGSTOP of rank 1 (pid \(stoppedPid)): job ended after \(String(format: "%.2f", seconds)) s, exit \(r.status)")
-        XCTAssertFalse(r.timedOut, "job still running after the stop: \(r.output)")
-        XCTAssertNotEqual(r.status, 0, r.output)
+        let (seconds, r) = try signalRankOneMidRun(SIGSTOP, ["--set", "stall_timeout_s=3"])
         // stall_timeout_s, then the watchdog's grace before MPI_Abort (StallWatchdog.abortGraceSeconds, 10 s).
         XCTAssertLessThan(seconds, 3 + 10 + 5)
         let host = ProcessInfo.processInfo.hostName
@@ -316,6 +277,35 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertTrue(line.hasPrefix("rank 0: rank 1 on host "), line)
         XCTAssertTrue(line.contains(host) || line.contains(host.split(separator: ".").first.map(String.init) ?? host), line)
         XCTAssertTrue(line.contains("last seen ") && line.contains(" at step "), line)
+    }
+
+    /// Trains np=2 until rank 0 has logged 3 steps, sends `signal` to rank 1, and returns how long
+    /// the job took to end after that (it must end, non-zero) and its result.
+    func signalRankOneMidRun(_ signal: Int32, _ extra: [String] = []) throws -> (Double, ProcessResult) {
+        let dir = try CLI.tempDir("e2e-signal")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = try writeConfig(Self.synthConfig, in: dir)
+        var signalledAt: Date? = nil
+        var pid: pid_t = 0
+        let r = try ProcessRunner.mpi(np: 2, try CLI.exe(), [
+            "train", "--config", config, "--set", "batchSize=2", "--steps", "100000", "--run-dir", dir + "/run"] + extra,
+            timeout: 90) { mpirun in
+            guard Self.waitForLoggedSteps(dir + "/run/metrics.jsonl", atLeast: 3, while: mpirun, timeout: 60),
+                  let rank1 = Self.rankProcess(of: mpirun.processIdentifier, rank: 1) else { return }
+            pid = rank1
+            kill(rank1, signal)
+            signalledAt = Date()
+        }
+        let end = Date()
+        guard let signalledAt else {
+            XCTFail("rank 1 never started training or was not found: \(r.output)")
+            return (.infinity, r)
+        }
+        let seconds = end.timeIntervalSince(signalledAt)
+        print("signal \(signal) to rank 1 (pid \(pid)): job ended after \(String(format: "%.2f", seconds)) s, exit \(r.status)")
+        XCTAssertFalse(r.timedOut, "job still running after the signal: \(r.output)")
+        XCTAssertNotEqual(r.status, 0, r.output)
+        return (seconds, r)
     }
 
     /// An error thrown on one rank mid-run (here: rank 1 reads a data file that was corrupted

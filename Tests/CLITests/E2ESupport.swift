@@ -335,3 +335,30 @@ func loadCheckpoint(_ path: String) throws -> SafeTensorsFile {
     XCTAssertEqual(f.metadata["format"], "spade-dist/1", path)
     return f
 }
+
+/// A scratch folder shared by one test class's tests, prepared once (e.g. with a training run
+/// whose checkpoint several tests read) and removed in the class's tearDown.
+final class SharedScratch: @unchecked Sendable {
+    private let tag: String
+    private let prepare: (String) throws -> Void
+    private var directory: String?
+    private let lock = NSLock()
+
+    init(tag: String, prepare: @escaping (String) throws -> Void) { self.tag = tag; self.prepare = prepare }
+
+    /// The folder, prepared on first use.
+    func path() throws -> String {
+        lock.lock(); defer { lock.unlock() }
+        if let d = directory { return d }
+        let d = try CLI.tempDir(tag)
+        directory = d
+        try prepare(d)
+        return d
+    }
+
+    func remove() {
+        lock.lock(); defer { lock.unlock() }
+        if let d = directory { try? FileManager.default.removeItem(atPath: d) }
+        directory = nil
+    }
+}

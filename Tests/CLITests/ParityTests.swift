@@ -8,27 +8,20 @@ import SpadeTestSupport
 import XCTest
 
 final class ParityCLITests: XCTestCase {
-    nonisolated(unsafe) private static var workDir: String?
-    private static let lock = NSLock()
-
-    override class func tearDown() {
-        if let d = workDir { try? FileManager.default.removeItem(atPath: d) }
-        workDir = nil
-        super.tearDown()
-    }
-
-    /// A scratch folder shared by this class's tests, with one training step under TTUR with
-    /// NVlabs' no_TTUR betas (`betas/checkpoints/step_00000001.safetensors`), made once.
-    func work() throws -> String {
-        Self.lock.lock(); defer { Self.lock.unlock() }
-        if let d = Self.workDir { return d }
-        let d = try CLI.tempDir("parity")
-        Self.workDir = d
+    /// This class's scratch folder, with one training step under TTUR with NVlabs' no_TTUR
+    /// betas (`betas/checkpoints/step_00000001.safetensors`).
+    static let scratch = SharedScratch(tag: "parity") { d in
         let r = try E2E.run(["train", "--steps", "1", "--run-dir", d + "/betas", "--set", "beta1=0.5", "--set", "beta2=0.999"]
                             + E2E.small)
         E2E.assertSuccess(r, "train with TTUR and beta1 0.5, beta2 0.999")
-        return d
     }
+
+    override class func tearDown() {
+        scratch.remove()
+        super.tearDown()
+    }
+
+    func work() throws -> String { try Self.scratch.path() }
 
     /// Exit code 2 and one line on stderr that mentions every string of `mentions`.
     func assertOneLineUserError(_ r: ProcessResult, mentions: [String], file: StaticString = #filePath, line: UInt = #line) {
