@@ -216,7 +216,7 @@ public final class MPICommunicator: Communicator {
     public func splitByNode() -> (node: Communicator, crossNode: Communicator)? {
         checkThread()
         let perNode = allReduceMin([Int64(localSize)])[0], most = allReduceMax([Int64(localSize)])[0]
-        guard localSize < size, perNode == most else { return nil }
+        guard localSize < size, perNode == most, perNode > 1 else { return nil }
         var node: MPI_Comm? = nil, cross: MPI_Comm? = nil
         MPI_Comm_split_type(comm, cmpi_comm_type_shared(), Int32(rank), cmpi_info_null(), &node)
         MPI_Comm_split(comm, Int32(localRank), Int32(rank), &cross)

@@ -53,7 +53,7 @@ public protocol Communicator: AnyObject {
 
     /// Collective: the ranks of this node, and this local rank's counterparts on every node
     /// (one rank per node, in node order), for hierarchical reductions; nil on every rank
-    /// unless the world spans several nodes with the same number of ranks on each.
+    /// unless the world spans several nodes with the same number (> 1) of ranks on each.
     func splitByNode() -> (node: Communicator, crossNode: Communicator)?
 
     /// A new communicator over the same ranks whose traffic cannot match this one's

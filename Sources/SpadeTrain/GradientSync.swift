@@ -87,7 +87,7 @@ final class GradientSync: GradientObserver {
         let comm: Communicator, crossNode: Communicator?
         if world.localSize == world.size {
             comm = world; crossNode = nil
-        } else if let split = world.splitByNode(), split.node.size > 1 {
+        } else if let split = world.splitByNode() {
             comm = split.node; crossNode = split.crossNode
         } else {
             return nil
