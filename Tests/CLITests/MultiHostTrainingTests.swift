@@ -76,44 +76,40 @@ extension ClusterSimTests {
         }
     }
 
-    /// A checkpoint written by 3 hosts x 1 rank resumes on one host (one process, the same global
-    /// batch), and one written by one host resumes on 3 hosts. The first resumed step starts from
-    /// the same state and data position as the uninterrupted run's step 3, so its losses (forward
-    /// values) agree to the network tolerance, 2e-5.
+    /// A checkpoint written by 3 hosts x 1 rank resumes on one host with 2 ranks (the same global
+    /// batch, 6), and one written by 1 host x 2 ranks resumes on 3 hosts. The first resumed step
+    /// starts from the same state and data position as the uninterrupted run's step 3, so its
+    /// losses (forward values) agree to the network tolerance, 2e-5.
     func testCheckpointsResumeAcrossHostLayouts() throws {
         try cluster()
         let dir = try CLI.tempDir("cluster-resume")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let config = try writeConfig(DistributedTrainingTests.synthConfig, in: dir)
-        let every = ["--set", "checkpoint_every=1", "--set", "keep_checkpoints=0"]
-        let base = ["train", "--config", config, "--init", Fixtures.directory + "/tiny_init.safetensors"] + every
-        let onThree = { (args: [String]) in
-            try self.onCluster(hosts: 3, ["train", "--config", config, "--set", "batchSize=1"] + every + args)
+        let common = ["train", "--config", config, "--set", "checkpoint_every=1", "--set", "keep_checkpoints=0"]
+        let onThreeHosts = { (args: [String]) in try self.onCluster(hosts: 3, common + ["--set", "batchSize=2"] + args) }
+        let onOneHost = { (args: [String]) in
+            try ProcessRunner.mpi(np: 2, try CLI.exe(), common + ["--set", "batchSize=3"] + args, timeout: 120)
         }
-        let onOne = { (args: [String]) in
-            try CLI.run(["train", "--config", config, "--set", "batchSize=3"] + every + args, timeout: 120)
-        }
+        let initial = ["--init", Fixtures.directory + "/tiny_init.safetensors", "--steps", "4"]
+        E2E.assertSuccess(try onThreeHosts(initial + ["--run-dir", dir + "/three"]), "3 hosts x 1 rank, 4 steps")
+        E2E.assertSuccess(try onOneHost(initial + ["--run-dir", dir + "/one"]), "1 host x 2 ranks, 4 steps")
 
-        let three = try onCluster(hosts: 3, base + ["--set", "batchSize=1", "--steps", "4", "--run-dir", dir + "/three"])
-        E2E.assertSuccess(three, "3 hosts, 4 steps")
-        let one = try CLI.run(base + ["--set", "batchSize=3", "--steps", "4", "--run-dir", dir + "/one"], timeout: 120)
-        XCTAssertEqual(one.status, 0, one.output)
-
-        for (from, resume, tag) in [("three", onOne, "3 hosts -> 1 host"), ("one", onThree, "1 host -> 3 hosts")] {
+        for (from, resume, worldSizes) in [("three", onOneHost, "3 -> 2"), ("one", onThreeHosts, "2 -> 3")] {
             let start = "\(dir)/\(from)/checkpoints/step_00000002.safetensors"
             let r = try resume(["--resume", start, "--steps", "4", "--run-dir", "\(dir)/\(from)-resumed"])
-            XCTAssertEqual(r.status, 0, "\(tag): \(r.output)")
+            XCTAssertEqual(r.status, 0, "world size \(worldSizes): \(r.output)")
             XCTAssertTrue(r.output.contains("resuming from \(start) at step 2"), r.output)
-            XCTAssertTrue(r.output.contains("world size \(from == "three" ? 3 : 1) -> \(from == "three" ? 1 : 3)"), r.output)
+            XCTAssertTrue(r.output.contains("world size \(worldSizes)"), r.output)
             let resumed = try metrics("\(dir)/\(from)-resumed"), straight = try metrics("\(dir)/\(from)")
-            XCTAssertEqual(resumed.compactMap { $0["step"] as? Int }, [3, 4], tag)
+            XCTAssertEqual(resumed.compactMap { $0["step"] as? Int }, [3, 4], worldSizes)
             let a = resumed.first, b = straight.first { ($0["step"] as? Int) == 3 }
             for key in ["loss_D", "loss_G", "D_real", "D_Fake"] {
                 let x = a?[key] as? Double ?? .nan, y = b?[key] as? Double ?? .nan
-                XCTAssertLessThanOrEqual(abs(x - y) / abs(y), ReferenceTolerance.network, "\(tag) step 3 \(key): \(x) vs \(y)")
+                XCTAssertLessThanOrEqual(abs(x - y) / abs(y), ReferenceTolerance.network,
+                                         "world size \(worldSizes), step 3 \(key): \(x) vs \(y)")
             }
             let ck = try SafeTensorsFile.read(path: "\(dir)/\(from)-resumed/checkpoints/latest.safetensors")
-            XCTAssertEqual(ck.metadata["step"], "4", tag)
+            XCTAssertEqual(ck.metadata["step"], "4", worldSizes)
         }
     }
 
