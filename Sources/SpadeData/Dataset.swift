@@ -208,7 +208,7 @@ public struct LabelColorTable: Sendable {
     public init(labelColors: [[Int]], labelNC: Int) {
         var values: [Int32: Int32] = [:]
         for (c, rgb) in labelColors.enumerated() where rgb.count == 3 {
-            values[Int32(rgb[0] << 16 | rgb[1] << 8 | rgb[2])] = c == labelNC ? 255 : Int32(c)
+            values[Self.packed(rgb)] = c == labelNC ? 255 : Int32(c)
         }
         self.values = values
         source = "label_colors"
@@ -218,11 +218,14 @@ public struct LabelColorTable: Sendable {
     init(esriClasses: [EsriClass]) {
         var values: [Int32: Int32] = [:]
         for c in esriClasses {
-            if let rgb = c.color, rgb.count >= 3 { values[Int32(rgb[0] << 16 | rgb[1] << 8 | rgb[2])] = Int32(c.value) }
+            if let rgb = c.color, rgb.count >= 3 { values[Self.packed(rgb)] = Int32(c.value) }
         }
         self.values = values
         source = "esri_model_definition.emd"
     }
+
+    /// 0xRRGGBB, as `DecodedImage.packedRGB` packs pixels.
+    private static func packed(_ rgb: [Int]) -> Int32 { Int32(rgb[0] << 16 | rgb[1] << 8 | rgb[2]) }
 
     /// The class values of a decoded label image (RGB, or palette expanded); pixels of colours
     /// no class has are one DataError naming the file, the colours and their pixel counts.

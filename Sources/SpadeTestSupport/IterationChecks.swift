@@ -181,7 +181,8 @@ public func compareLayoutGradients(names: [String], actual: (String) throws -> [
     for n in names {
         let a = try actual(n), b = try expected(n)
         precondition(a.count == b.count, "\(n): size mismatch")
-        largest = max(largest, maxAbs(b))
+        let bLargest = maxAbs(b)
+        largest = max(largest, bLargest)
         if zeroNames.contains(n) { zeroLargest = max(zeroLargest, maxAbs(a)); continue }
         var tensorDifference = 0.0
         for i in a.indices {
@@ -191,7 +192,7 @@ public func compareLayoutGradients(names: [String], actual: (String) throws -> [
             if !(abs(d) <= tensorDifference) { tensorDifference = abs(d) }
         }
         largestDifference = max(largestDifference, tensorDifference.isNaN ? .infinity : tensorDifference)
-        let rel = tensorDifference / max(maxAbs(b), Double(Float.leastNormalMagnitude))
+        let rel = tensorDifference / max(bLargest, Double(Float.leastNormalMagnitude))
         if !(rel <= r.worstTensorRelative) { r.worstTensorRelative = rel.isNaN ? .infinity : rel; r.worstTensor = n }
     }
     r.relativeL2 = differenceSquares.isNaN ? .infinity : (differenceSquares / max(referenceSquares, .leastNormalMagnitude)).squareRoot()

@@ -204,35 +204,51 @@ final class DistributedTrainingTests: XCTestCase {
         }
         let referenceMetrics = try metrics(dir + "/np1")
         let flipBound = 5e-2, noFlipBound = 1e-4
+        let networks = [(net: "netG", opt: "optG", lr: 1e-4), (net: "netD", opt: "optD", lr: 4e-4)]
+        /// Parameter names of `net` (without the prefix) and its structurally-zero gradients.
+        func parameters(_ net: String, of file: SafeTensorsFile) -> (names: [String], zero: Set<String>) {
+            let names = parameterNames(file, net: net).map { String($0.dropFirst(net.count + 1)) }
+            return (names, net == "netG" ? structurallyZeroGradients(blockNames: generatorBlockNames(in: names), existing: names) : [])
+        }
+        /// `run`'s parameters and second moment are Adam of its own gradient from `start`.
+        func assertAdamOfOwnGradient(_ run: SafeTensorsFile, from start: SafeTensorsFile, _ context: String) throws {
+            for (net, opt, lr) in networks {
+                var adam = AdamStepCheck()
+                for n in parameters(net, of: start).names {
+                    checkAdamStep(before: try start.f("\(net).\(n)"), m0: try start.f("\(opt).\(n).exp_avg"),
+                                  v0: try start.f("\(opt).\(n).exp_avg_sq"), after: try run.f("\(net).\(n)"),
+                                  m: try run.f("\(opt).\(n).exp_avg"), v: try run.f("\(opt).\(n).exp_avg_sq"),
+                                  step: Int(try run.i64("\(opt).step")[0]), lr: lr, beta1: 0, beta2: 0.9, eps: 1e-8,
+                                  into: &adam)
+                }
+                XCTAssertTrue(adam.passed, "\(context) \(net): parameters are not Adam of its own gradient: " +
+                              "\(fmt(adam.worstParameterOverLR)) lr, second moment rel \(fmt(adam.worstSecondMoment))")
+            }
+        }
+        // np=1's own steps, once each.
+        var starts: [Int: SafeTensorsFile] = [:], references: [Int: SafeTensorsFile] = [:]
+        for step in steps {
+            starts[step] = try checkpoint(dir + "/np1", step - 1)
+            references[step] = try checkpoint(dir + "/np1", step)
+            try assertAdamOfOwnGradient(references[step]!, from: starts[step]!, "np1 step \(step)")
+        }
         for np in [2, 4] {
             var stepsWithoutFlip: [String: Int] = ["netG": 0, "netD": 0]
             for step in steps {
                 let startPath = "\(dir)/np1/checkpoints/step_\(String(format: "%08d", step - 1)).safetensors"
-                let start = try checkpoint(dir + "/np1", step - 1), reference = try checkpoint(dir + "/np1", step)
+                let reference = references[step]!
                 let runDir = "\(dir)/np\(np)-step\(step)"
                 let r = try ProcessRunner.mpi(np: np, try CLI.exe(), common + [
                     "--set", "batchSize=\(4 / np)", "--resume", startPath, "--steps", "\(step)", "--run-dir", runDir], timeout: 120)
                 XCTAssertEqual(r.status, 0, r.output)
                 XCTAssertTrue(r.output.contains("resuming from \(startPath) at step \(step - 1)"), r.output)
                 let ck = try checkpoint(runDir, step)
-                for (net, opt, lr) in [("netG", "optG", 1e-4), ("netD", "optD", 4e-4)] {
-                    let params = parameterNames(reference, net: net).map { String($0.dropFirst(net.count + 1)) }
-                    let zero = net == "netG" ? structurallyZeroGradients(blockNames: generatorBlockNames(in: params), existing: params) : []
+                try assertAdamOfOwnGradient(ck, from: starts[step]!, "np\(np) step \(step)")
+                for (net, opt, _) in networks {
+                    let (params, zero) = parameters(net, of: reference)
                     if net == "netG" { XCTAssertEqual(zero.count, 17) }
                     let context = "np\(np) step \(step) \(net)"
                     XCTAssertEqual(try ck.i64("\(opt).step"), try reference.i64("\(opt).step"), "\(context): Adam step count")
-                    for (tag, run) in [("np1", reference), ("np\(np)", ck)] {
-                        var adam = AdamStepCheck()
-                        for n in params {
-                            checkAdamStep(before: try start.f("\(net).\(n)"), m0: try start.f("\(opt).\(n).exp_avg"),
-                                          v0: try start.f("\(opt).\(n).exp_avg_sq"), after: try run.f("\(net).\(n)"),
-                                          m: try run.f("\(opt).\(n).exp_avg"), v: try run.f("\(opt).\(n).exp_avg_sq"),
-                                          step: Int(try run.i64("\(opt).step")[0]), lr: lr, beta1: 0, beta2: 0.9, eps: 1e-8,
-                                          into: &adam)
-                        }
-                        XCTAssertTrue(adam.passed, "\(context): \(tag)'s parameters are not Adam of its own gradient: " +
-                                      "\(fmt(adam.worstParameterOverLR)) lr, second moment rel \(fmt(adam.worstSecondMoment))")
-                    }
                     let g = try compareLayoutGradients(names: params, actual: { try ck.f("\(opt).\($0).exp_avg") },
                                                        expected: { try reference.f("\(opt).\($0).exp_avg") }, zeroNames: zero)
                     print("teacher-forced \(context) vs np1: gradient L2 rel \(fmt(g.relativeL2)), max |diff| " +
@@ -242,9 +258,10 @@ final class DistributedTrainingTests: XCTestCase {
                     XCTAssertLessThanOrEqual(g.worstZeroRatio, ReferenceTolerance.zeroGradient, "\(context): structurally-zero gradients")
                     if g.relativeL2 <= noFlipBound { stepsWithoutFlip[net, default: 0] += 1 }
                 }
+                let logged = try metrics(runDir).first { ($0["step"] as? Int) == step }
+                let expected = referenceMetrics.first { ($0["step"] as? Int) == step }
                 for key in ["loss_D", "loss_G"] {
-                    let a = try metrics(runDir).first { ($0["step"] as? Int) == step }?[key] as? Double ?? .nan
-                    let b = referenceMetrics.first { ($0["step"] as? Int) == step }?[key] as? Double ?? .nan
+                    let a = logged?[key] as? Double ?? .nan, b = expected?[key] as? Double ?? .nan
                     XCTAssertLessThanOrEqual(abs(a - b) / abs(b), ReferenceTolerance.network, "np\(np) step \(step) \(key): \(a) vs \(b)")
                 }
             }
@@ -270,13 +287,9 @@ final class DistributedTrainingTests: XCTestCase {
         let (seconds, r) = try signalRankOneMidRun(SIGSTOP, ["--set", "stall_timeout_s=3"])
         // stall_timeout_s, then the watchdog's grace before MPI_Abort (StallWatchdog.abortGraceSeconds, 10 s).
         XCTAssertLessThan(seconds, 3 + 10 + 5)
-        let host = ProcessInfo.processInfo.hostName
-        let lines = r.stderr.split(separator: "\n").filter { $0.contains("made no progress") }
-        XCTAssertEqual(lines.count, 1, r.stderr)
-        let line = String(lines.first ?? "")
-        XCTAssertTrue(line.hasPrefix("rank 0: rank 1 on host "), line)
-        XCTAssertTrue(line.contains(host) || line.contains(host.split(separator: ".").first.map(String.init) ?? host), line)
-        XCTAssertTrue(line.contains("last seen ") && line.contains(" at step "), line)
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, name.count - 1)   // the name the watchdog reports
+        assertOneCulpritLine(r, rank: 1, host: String(cString: name))
     }
 
     /// Trains np=2 until rank 0 has logged 3 steps, sends `signal` to rank 1, and returns how long
@@ -401,8 +414,18 @@ final class DistributedTrainingTests: XCTestCase {
 }
 
 /// The end-to-end checks shared by the single-host (DistributedTrainingTests) and multi-host
-/// (MultiHostTests) suites.
+/// (ClusterSimTests) suites.
 extension XCTestCase {
+    /// The stall watchdog's one line: `rank 0: rank R on host H made no progress ... last seen
+    /// <phase> at step S ...`.
+    func assertOneCulpritLine(_ r: ProcessResult, rank: Int, host: String, file: StaticString = #filePath, line: UInt = #line) {
+        let lines = r.output.split(separator: "\n").filter { $0.contains("made no progress") }
+        XCTAssertEqual(lines.count, 1, r.output, file: file, line: line)
+        let text = String(lines.first ?? "")
+        XCTAssertTrue(text.hasPrefix("rank 0: rank \(rank) on host \(host) made no progress"), text, file: file, line: line)
+        XCTAssertTrue(text.contains("last seen ") && text.contains(" at step "), text, file: file, line: line)
+    }
+
     func writeConfig(_ text: String, in dir: String) throws -> String {
         let path = dir + "/config.yaml"
         try text.write(toFile: path, atomically: true, encoding: .utf8)

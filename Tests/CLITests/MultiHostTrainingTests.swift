@@ -221,12 +221,4 @@ extension ClusterSimTests {
         }
         return (Date().timeIntervalSince(faultAt), r)
     }
-
-    func assertOneCulpritLine(_ r: ProcessResult, rank: Int, host: String, file: StaticString = #filePath, line: UInt = #line) {
-        let lines = r.output.split(separator: "\n").filter { $0.contains("made no progress") }
-        XCTAssertEqual(lines.count, 1, r.output, file: file, line: line)
-        let text = String(lines.first ?? "")
-        XCTAssertTrue(text.hasPrefix("rank 0: rank \(rank) on host \(host) made no progress"), text, file: file, line: line)
-        XCTAssertTrue(text.contains("last seen ") && text.contains(" at step "), text, file: file, line: line)
-    }
 }
