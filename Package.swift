@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "SpadeTestSupport"]),
         .testTarget(name: "SpadeCoreTests", dependencies: ["SpadeCore", "SpadeTestSupport"]),
         .testTarget(name: "SpadeNNTests", dependencies: ["SpadeNN", "SpadeTestSupport"]),
-        .testTarget(name: "SpadeDistTests", dependencies: ["SpadeDist", "SpadeTestSupport", "spade-dist-commcheck"]),
+        .testTarget(name: "SpadeDistTests", dependencies: ["SpadeDist", "SpadeCore", "SpadeTestSupport", "spade-dist-commcheck"]),
         .testTarget(name: "SpadeDataTests", dependencies: ["SpadeData", "SpadeCore", "SpadeTestSupport"]),
         .testTarget(name: "SpadeTrainTests", dependencies: ["SpadeTrain", "SpadeTestSupport"]),
         // End-to-end runs of the built spade-dist binary (directly and under mpirun).

@@ -153,6 +153,33 @@ void spade_sum_into(float *dst, const float *const *parts, size_t nparts, size_t
 }
 
 SPADE_CLONES
+void spade_float_to_bfloat16(const float *restrict x, unsigned short *restrict out, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const union { float f; uint32_t u; } bits = {x[i]};
+        const uint32_t nan = (bits.u & 0x7fffffffu) > 0x7f800000u;
+        // Round to nearest even on the 16 dropped bits; a NaN keeps its sign and gets a quiet bit
+        // (rounding could carry its payload into Inf).
+        const uint32_t rounded = bits.u + 0x7fffu + ((bits.u >> 16) & 1u);
+        out[i] = (unsigned short)(nan ? (bits.u >> 16) | 0x40u : rounded >> 16);
+    }
+}
+
+static inline float bfloat16_to_float(unsigned short h) {
+    const union { uint32_t u; float f; } bits = {(uint32_t)h << 16};
+    return bits.f;
+}
+
+SPADE_CLONES
+void spade_sum_bfloat16_into(float *restrict dst, const unsigned short *const *parts, size_t nparts, size_t n) {
+    const unsigned short *restrict a = parts[0];
+    for (size_t i = 0; i < n; i++) dst[i] = bfloat16_to_float(a[i]);
+    for (size_t k = 1; k < nparts; k++) {
+        const unsigned short *restrict c = parts[k];
+        for (size_t i = 0; i < n; i++) dst[i] += bfloat16_to_float(c[i]);
+    }
+}
+
+SPADE_CLONES
 double spade_sum_squared_deviation(const float *restrict x, size_t n, double mean) {
     double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     size_t i = 0;

@@ -206,6 +206,26 @@ public final class MPICommunicator: Communicator {
         return pending
     }
 
+    public func startAllToAll(send: UnsafeRawPointer, sendCounts: [Int], sendOffsets: [Int],
+                              recv: UnsafeMutableRawPointer, recvCounts: [Int], recvOffsets: [Int]) -> PendingReduction {
+        checkThread()
+        precondition([sendCounts, sendOffsets, recvCounts, recvOffsets].allSatisfy { $0.count == size })
+        let pending = MPIPendingReduction(owner: self)
+        let arrays = pending.keepAlive([sendCounts, sendOffsets, recvCounts, recvOffsets])
+        MPI_Ialltoallv(send, arrays[0], arrays[1], cmpi_byte(), recv, arrays[2], arrays[3], cmpi_byte(),
+                       comm, &pending.request)
+        return pending
+    }
+
+    public func startAllGatherInPlace(_ buffer: UnsafeMutableRawPointer, counts: [Int], offsets: [Int]) -> PendingReduction {
+        checkThread()
+        precondition(counts.count == size && offsets.count == size)
+        let pending = MPIPendingReduction(owner: self)
+        let arrays = pending.keepAlive([counts, offsets])
+        MPI_Iallgatherv(cmpi_in_place(), 0, cmpi_byte(), buffer, arrays[0], arrays[1], cmpi_byte(), comm, &pending.request)
+        return pending
+    }
+
     public func duplicate() -> Communicator {
         checkThread()
         var dup: MPI_Comm? = nil
@@ -216,12 +236,15 @@ public final class MPICommunicator: Communicator {
     public func splitByNode() -> (node: Communicator, crossNode: Communicator)? {
         checkThread()
         let perNode = allReduceMin([Int64(localSize)])[0], most = allReduceMax([Int64(localSize)])[0]
-        guard localSize < size, perNode == most, perNode > 1 else { return nil }
+        guard localSize < size, perNode == most else { return nil }
         var node: MPI_Comm? = nil, cross: MPI_Comm? = nil
         MPI_Comm_split_type(comm, cmpi_comm_type_shared(), Int32(rank), cmpi_info_null(), &node)
-        MPI_Comm_split(comm, Int32(localRank), Int32(rank), &cross)
-        return (MPICommunicator(comm: node!, providedThreadLevel: providedThreadLevel, watchdog: watchdog),
-                MPICommunicator(comm: cross!, providedThreadLevel: providedThreadLevel, watchdog: watchdog))
+        let nodeComm = MPICommunicator(comm: node!, providedThreadLevel: providedThreadLevel, watchdog: watchdog)
+        // Nodes ordered by their first rank: every local rank's cross-node communicator lists
+        // the nodes alike, with rank 0's node first (where checkpoints are written).
+        let firstRank = nodeComm.broadcast([Int64(rank)], root: 0)[0]
+        MPI_Comm_split(comm, Int32(localRank), Int32(firstRank), &cross)
+        return (nodeComm, MPICommunicator(comm: cross!, providedThreadLevel: providedThreadLevel, watchdog: watchdog))
     }
 
     public func startStallWatchdog(timeoutSeconds: Double) {
@@ -251,7 +274,7 @@ public final class MPICommunicator: Communicator {
     public func allocateNodeShared(bytes: Int) -> NodeSharedMemory? {
         checkThread()
         // Shared windows need every rank in one shared-memory domain; the answer is the same on all ranks.
-        guard localSize == size, size > 1 else { return nil }
+        guard localSize == size else { return nil }
         let aligned = MPI_Aint((max(bytes, 1) + 63) / 64 * 64)
         var base: UnsafeMutableRawPointer? = nil
         var win: MPI_Win? = nil
@@ -312,7 +335,20 @@ final class MPIPendingReduction: PendingReduction {
     var request: MPI_Request? = cmpi_request_null()
     private var done = false
     private unowned let owner: MPICommunicator
+    /// Count and displacement arrays of a v-collective: MPI reads them until it completes.
+    private var arrays: [UnsafeMutablePointer<Int32>] = []
     init(owner: MPICommunicator) { self.owner = owner }
+
+    /// Copies of `values` (as MPI's int) that live as long as this request.
+    func keepAlive(_ values: [[Int]]) -> [UnsafeMutablePointer<Int32>] {
+        for v in values {
+            precondition(v.allSatisfy { $0 >= 0 && $0 <= Int(Int32.max) }, "a count or offset beyond MPI's int")
+            let p = UnsafeMutablePointer<Int32>.allocate(capacity: max(v.count, 1))
+            for (i, x) in v.enumerated() { p[i] = Int32(x) }
+            arrays.append(p)
+        }
+        return arrays.suffix(values.count).map { $0 }
+    }
 
     func test() -> Bool {
         if done { return true }
@@ -333,6 +369,7 @@ final class MPIPendingReduction: PendingReduction {
     deinit {
         // Dropping an unfinished request would leave MPI writing into freed memory.
         precondition(done || request == cmpi_request_null(), "a non-blocking reduction was dropped before it completed")
+        for p in arrays { p.deallocate() }
     }
 }
 

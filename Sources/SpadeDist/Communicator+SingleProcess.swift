@@ -30,6 +30,15 @@ public final class SingleProcessCommunicator: Communicator {
     public func startAllReduceSum(_ buf: UnsafeMutableBufferPointer<Float>) -> PendingReduction {
         CompletedReduction()
     }
+    public func startAllToAll(send: UnsafeRawPointer, sendCounts: [Int], sendOffsets: [Int],
+                              recv: UnsafeMutableRawPointer, recvCounts: [Int], recvOffsets: [Int]) -> PendingReduction {
+        precondition(sendCounts == recvCounts, "startAllToAll: one rank sends what it receives")
+        if sendCounts[0] > 0 { (recv + recvOffsets[0]).copyMemory(from: send + sendOffsets[0], byteCount: sendCounts[0]) }
+        return CompletedReduction()
+    }
+    public func startAllGatherInPlace(_ buffer: UnsafeMutableRawPointer, counts: [Int], offsets: [Int]) -> PendingReduction {
+        CompletedReduction()
+    }
     public func allocateNodeShared(bytes: Int) -> NodeSharedMemory? { nil }
     public func duplicate() -> Communicator { SingleProcessCommunicator() }
     public func splitByNode() -> (node: Communicator, crossNode: Communicator)? { nil }

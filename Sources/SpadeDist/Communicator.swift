@@ -46,14 +46,25 @@ public protocol Communicator: AnyObject {
     /// Starts a non-blocking `allGather`; both buffers must stay valid and untouched until it completes.
     func startAllGather(_ send: UnsafeRawBufferPointer, into recv: UnsafeMutableRawBufferPointer) -> PendingReduction
 
+    /// Starts a non-blocking exchange with every rank (MPI_Ialltoallv, bytes): `sendCounts[r]`
+    /// bytes at `send + sendOffsets[r]` go to rank r, and rank r's bytes for this rank arrive at
+    /// `recv + recvOffsets[r]` (`recvCounts[r]` of them). Buffers stay valid and untouched until
+    /// it completes.
+    func startAllToAll(send: UnsafeRawPointer, sendCounts: [Int], sendOffsets: [Int],
+                       recv: UnsafeMutableRawPointer, recvCounts: [Int], recvOffsets: [Int]) -> PendingReduction
+    /// Starts a non-blocking in-place all-gather (MPI_Iallgatherv with MPI_IN_PLACE, bytes): rank
+    /// r's `counts[r]` bytes at `buffer + offsets[r]` land at the same place in every rank's buffer.
+    func startAllGatherInPlace(_ buffer: UnsafeMutableRawPointer, counts: [Int], offsets: [Int]) -> PendingReduction
+
     /// Collective: `bytes` of memory every rank can read and write directly (one segment per
     /// rank, sizes may differ), or nil on every rank when the ranks do not all share one node.
     /// Lives until `finalize()`.
     func allocateNodeShared(bytes: Int) -> NodeSharedMemory?
 
     /// Collective: the ranks of this node, and this local rank's counterparts on every node
-    /// (one rank per node, in node order), for hierarchical reductions; nil on every rank
-    /// unless the world spans several nodes with the same number (> 1) of ranks on each.
+    /// (one rank per node, in the order of the nodes' first ranks, so the node of rank 0 comes
+    /// first), for hierarchical reductions; nil on every rank unless the world spans several
+    /// nodes with the same number of ranks on each.
     func splitByNode() -> (node: Communicator, crossNode: Communicator)?
 
     /// A new communicator over the same ranks whose traffic cannot match this one's

@@ -14,12 +14,13 @@
 //
 // Several nodes (`crossNode`, the ranks with this local rank on every node): the owner of a
 // shard stores its node's rank-order sum in its own store (nobody else reads that range of
-// it), all-reduces that range with its counterparts on the other nodes (overlapped with the
-// rest of backward, started in bucket order so every node issues them alike), checks the
-// result and raises its flag. The optimizer then reads the world's sums of its own shards
-// from its own store (`summands` is that store alone). Each node keeps one copy of the
-// parameters and moments (ZeRO-1 within the node, replicated across nodes); every node
-// computes the same updates from the same bits, so the copies stay identical.
+// it) and starts the shard's reduce-scatter across nodes (CrossNodeExchange.swift: overlapped
+// with the rest of backward, started in bucket order so every node issues them alike). Once
+// its node's piece has arrived it sums the nodes' pieces, checks the result and raises its
+// flag. The optimizer then reads the world's sums of its own pieces from its own store
+// (`summands` is that store alone) and updates only those; `startParameterGather` brings the
+// other nodes' updated pieces back (ZeRO-1 across nodes: each node holds one copy of the
+// parameters, each rank of the job updates 1/world of them and of the moments).
 //
 // The flags hold step numbers, so they never need resetting, and they order everything:
 // - an owner reads rank q's bucket only after q's ready flag for this step (q wrote it);
@@ -36,7 +37,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         let start: Int, elements: Int   // float range in the gradient store
         var published = false
         var checked = false          // this rank's shard
-        var crossNode: PendingReduction?   // its all-reduce across nodes, in flight
+        var crossNodeStarted = false   // its reduce-scatter across nodes
     }
 
     public let rank: Int
@@ -46,8 +47,8 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     /// Every rank's gradient store: the sums are these added in rank order. Across nodes: this
     /// rank's own store, which holds the world's sums of its shards.
     public var summands: [UnsafeMutablePointer<Float>]? { crossNode == nil ? gradientStores : [gradientStores[rank]] }
-    /// The ranks with this local rank on every node (nil: one node).
-    private let crossNode: Communicator?
+    /// This rank's part of the traffic between nodes (nil: one node).
+    private let crossNode: CrossNodeExchange?
     /// Next bucket whose shard goes across nodes (in bucket order on every node).
     private var nextCrossNode = 0
 
@@ -75,7 +76,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     public init(rank: Int, memory: NodeSharedMemory, gradients: [UnsafeMutablePointer<Float>],
                 flags: [UnsafeMutablePointer<Int64>],
                 segments: [(name: String, offset: Int, count: Int)], bucketBytes: Int = 4 << 20,
-                crossNode: Communicator? = nil,
+                crossNode: Communicator? = nil, wire: GradientWireType = .float32,
                 stillWaiting: @escaping (_ what: String, _ since: Double) -> Void) {
         precondition(gradients.count == flags.count && rank < gradients.count && bucketBytes > 0)
         self.rank = rank
@@ -85,9 +86,6 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         self.flagStores = flags
         self.bucketBytes = bucketBytes
         self.stillWaiting = stillWaiting
-        // Its own duplicate (collective): the other network's reducer starts its collectives
-        // in another interleaving on each node.
-        self.crossNode = crossNode.flatMap { $0.size > 1 ? $0.duplicate() : nil }
         counts = segments.map(\.count)
         let plan = planGradientBuckets(counts: counts, bucketBytes: bucketBytes)
         readiness = BucketReadiness(buckets: plan, gradientCount: segments.count)
@@ -102,16 +100,25 @@ public final class SharedMemoryGradientReducer: GradientReducer {
             buckets.append(Bucket(start: start, elements: end - start))
         }
         sources = Array(repeating: nil, count: gradients.count)
+        // Its own duplicate (collective): the other network's reducer starts its collectives
+        // in another interleaving on each node.
+        if let crossNode, crossNode.size > 1 {
+            let shards = buckets.map { [worldSize] in Self.shard(of: $0, rank: rank, worldSize: worldSize) }
+            self.crossNode = CrossNodeExchange(communicator: crossNode.duplicate(), shards: shards, wire: wire)
+        } else {
+            self.crossNode = nil
+        }
     }
 
     public var bucketCount: Int { buckets.count }
 
-    /// This rank's shards of all buckets, merged where adjacent: the part of the optimizer
-    /// update that is this rank's when the replicas share parameters and moments.
+    /// This rank's shards (across nodes: its pieces of them) of all buckets, merged where
+    /// adjacent: the part of the optimizer update that is this rank's when the replicas share
+    /// parameters and moments.
     public var ownedRanges: [Range<Int>] {
         var ranges: [Range<Int>] = []
         for b in buckets.indices {
-            let s = shard(b, of: rank)
+            let s = owned(b)
             if s.isEmpty { continue }
             if let last = ranges.last, last.upperBound == s.lowerBound {
                 ranges[ranges.count - 1] = last.lowerBound..<s.upperBound
@@ -124,16 +131,28 @@ public final class SharedMemoryGradientReducer: GradientReducer {
 
     public var layoutDescription: String {
         let total = buckets.reduce(0) { $0 + $1.elements }
-        let across = crossNode.map { ", then across \($0.size) nodes by MPI all-reduce of each shard" } ?? ""
+        let across = crossNode.map { ", then across \($0.comm.size) nodes by reduce-scatter (\($0.wire.rawValue)) and parameter all-gather" } ?? ""
         return "\(counts.count) gradients, \(total * 4 / 1024) KiB in \(buckets.count) buckets of ~\(bucketBytes / 1024) KiB, in node-shared memory" + across
     }
 
     /// This rank's shard of a bucket: 16-float-aligned pieces, the last ranks' possibly empty.
-    func shard(_ b: Int, of r: Int) -> Range<Int> {
-        let n = buckets[b].elements
+    func shard(_ b: Int, of r: Int) -> Range<Int> { Self.shard(of: buckets[b], rank: r, worldSize: worldSize) }
+
+    private static func shard(of bucket: Bucket, rank r: Int, worldSize: Int) -> Range<Int> {
+        let n = bucket.elements
         let chunk = ((n + worldSize - 1) / worldSize + 15) / 16 * 16
         let lo = min(r * chunk, n), hi = min(lo + chunk, n)
-        return (buckets[b].start + lo)..<(buckets[b].start + hi)
+        return (bucket.start + lo)..<(bucket.start + hi)
+    }
+
+    /// What this rank sums, checks and updates of bucket b: its shard, or across nodes its
+    /// node's piece of it.
+    private func owned(_ b: Int) -> Range<Int> { crossNode?.ownedPiece(b) ?? shard(b, of: rank) }
+
+    /// Collective over the nodes (every rank, after the optimizer updated its pieces of
+    /// `values`): starts bringing every node's pieces to every node. Empty on one node.
+    public func startGather(_ values: UnsafeMutablePointer<Float>) -> [PendingReduction] {
+        crossNode?.startGather(values) ?? []
     }
 
     private func readyFlag(_ r: Int, _ b: Int) -> UnsafeMutablePointer<Int64> { flagStores[r] + b }
@@ -146,6 +165,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         for b in buckets.indices {
             buckets[b].published = false
             buckets[b].checked = false
+            buckets[b].crossNodeStarted = false
         }
         nextCrossNode = 0
         stats = GradientReductionStats()
@@ -175,7 +195,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
                 startCrossNode(nextCrossNode)
             }
             for b in 0..<nextCrossNode where !buckets[b].checked {
-                guard buckets[b].crossNode?.test() ?? true else { break }   // MPI_Test moves them all
+                guard crossNode!.test(b) else { break }   // MPI_Test moves them all
                 checkShard(b)
             }
         }
@@ -187,7 +207,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     }
 
     /// Across nodes: stores the node's sum of this rank's shard of bucket b in its own store and
-    /// starts its all-reduce with the other nodes.
+    /// starts its reduce-scatter with the other nodes.
     private func startCrossNode(_ b: Int) {
         precondition(b == nextCrossNode)
         let t0 = monotonicSeconds()
@@ -198,22 +218,22 @@ public final class SharedMemoryGradientReducer: GradientReducer {
                 spade_sum_into(gradientStores[rank] + range.lowerBound, $0.baseAddress!, worldSize, range.count)
             }
         }
-        buckets[b].crossNode = crossNode!.startAllReduceSum(
-            UnsafeMutableBufferPointer(start: gradientStores[rank] + range.lowerBound, count: range.count))
+        crossNode!.startSum(b, store: gradientStores[rank])
+        buckets[b].crossNodeStarted = true
         nextCrossNode += 1
         stats.postProcessSeconds += monotonicSeconds() - t0
     }
 
-    /// Checks this rank's shard of bucket b for NaN/Inf: the rank-order sums over the node, or
-    /// (across nodes, once the all-reduce has completed) the world's sums in its own store.
+    /// Checks what this rank owns of bucket b for NaN/Inf: the rank-order sums over the node, or
+    /// (across nodes, once the other nodes' pieces have arrived) the world's sums, which it
+    /// first forms in its own store.
     private func checkShard(_ b: Int) {
-        if crossNode != nil {
-            guard let pending = buckets[b].crossNode else { preconditionFailure("bucket \(b) checked before its all-reduce across nodes") }
-            pending.wait()
-            buckets[b].crossNode = nil
+        if let crossNode {
+            precondition(buckets[b].crossNodeStarted, "bucket \(b) checked before its reduction across nodes started")
+            crossNode.finishSum(b, store: gradientStores[rank])
         }
         let t0 = monotonicSeconds()
-        let range = shard(b, of: rank)
+        let range = owned(b)
         var finite = true
         if checkFinite && !range.isEmpty && crossNode != nil {
             finite = spade_all_finite(gradientStores[rank] + range.lowerBound, range.count) != 0
@@ -244,13 +264,13 @@ public final class SharedMemoryGradientReducer: GradientReducer {
         }
         // This rank's shards, as the other ranks' buckets arrive.
         while let b = buckets.indices.first(where: { !buckets[$0].checked }) {
-            // Across nodes, "ready" is "its all-reduce started": another rank's flag may rise
+            // Across nodes, "ready" is "its reduce-scatter started": another rank's flag may rise
             // between the two looks, and a shard must never be checked before its reduction.
             if crossNode != nil {
                 while nextCrossNode < buckets.count && everyoneReady(nextCrossNode) { startCrossNode(nextCrossNode) }
             }
             if crossNode == nil ? everyoneReady(b) : nextCrossNode > b {
-                checkShard(b)   // across nodes: waits for its all-reduce (watched by the stall watchdog)
+                checkShard(b)   // across nodes: waits for its pieces (watched by the stall watchdog)
             } else {
                 keepWaiting("the gradients of bucket \(b) from every rank on this node")
             }

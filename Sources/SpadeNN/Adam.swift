@@ -25,12 +25,14 @@ public final class Adam {
     deinit { if ownsMoments { expAvg.deallocate(); expAvgSq.deallocate() } }
 
     /// Moves the moments into caller-owned memory of `count` floats each (node-shared memory),
-    /// copying the current moments unless another process already did.
+    /// copying the current moments of `ranges` (the part this replica updates; other processes
+    /// copy theirs).
     public func adoptMomentStorage(expAvg m: UnsafeMutablePointer<Float>, expAvgSq v: UnsafeMutablePointer<Float>,
-                                   copyingCurrentValues: Bool) {
-        if copyingCurrentValues {
-            m.update(from: expAvg, count: count)
-            v.update(from: expAvgSq, count: count)
+                                   copying ranges: [Range<Int>]) {
+        for r in ranges {
+            precondition(r.lowerBound >= 0 && r.upperBound <= count, "moment range \(r) outside 0..<\(count)")
+            (m + r.lowerBound).update(from: expAvg + r.lowerBound, count: r.count)
+            (v + r.lowerBound).update(from: expAvgSq + r.lowerBound, count: r.count)
         }
         if ownsMoments { expAvg.deallocate(); expAvgSq.deallocate() }
         expAvg = m; expAvgSq = v

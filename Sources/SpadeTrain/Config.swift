@@ -58,6 +58,7 @@ public struct TrainConfig: Sendable {
     public var keep_checkpoints = 0
     public var bucket_mb = 0.0
     public var gradient_transport = ""
+    public var gradient_dtype = ""
     public var blas_threads = 0
     public var drift_check_every = 0
     public var stall_timeout_s = 0.0
@@ -387,6 +388,9 @@ public struct TrainConfig: Sendable {
         }
         if steps == 0 && niter + niter_decay == 0 {
             throw fail("steps", "0 derives the length from niter + niter_decay epochs, but both are 0")
+        }
+        if gradient_dtype != "float32" && gradient_transport == "mpi" {
+            throw fail("gradient_dtype", "\(gradient_dtype) applies to the hierarchical reduction between nodes; gradient_transport mpi sums float32 (set gradient_transport: auto)")
         }
     }
 

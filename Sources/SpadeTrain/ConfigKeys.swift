@@ -327,6 +327,8 @@ extension TrainConfig {
                "gradient reduction bucket size in MiB"),
         .choice("gradient_transport", \.gradient_transport, "auto", ["auto", "mpi"],
                 "how gradients are summed across ranks: auto = in node-shared memory when all ranks share one node, else MPI's all-reduce; mpi = always MPI's all-reduce"),
+        .choice("gradient_dtype", \.gradient_dtype, "float32", ["float32", "bfloat16"],
+                "gradients on the wire between nodes (hierarchical reduction): bfloat16 halves the reduce-scatter's bytes; sums stay float32"),
         .int("blas_threads", \.blas_threads, 0, .atLeast(0),
              "OpenBLAS threads per rank (0 = cores per node / ranks per node)"),
         .int("drift_check_every", \.drift_check_every, 100, .atLeast(0),

@@ -30,13 +30,14 @@ final class TimedStatisticsReducer: StatisticsReducer {
 /// Connects backward (which announces final gradients) to the bucketed
 /// reduction of each network: the math never sees MPI, MPI never sees layers.
 ///
-/// With `sharedMemory` and more than one rank per node, each node holds the training state in
-/// node-shared memory: every rank's gradients (checked by `SharedMemoryGradientReducer`,
-/// summed by Adam as it reads them, or first across nodes by MPI) and one copy of the
-/// parameters and Adam moments, of which each rank updates its own shard (ZeRO-1 style: Adam's
-/// memory traffic divided by the node's rank count, and no parameter copies). Otherwise (one
-/// rank per node, uneven nodes, `gradient_transport: mpi`) MPI's non-blocking all-reduce over
-/// all ranks (`GradientAllReducer`) and every rank updates its own full copy.
+/// With `sharedMemory` (and the same number of ranks on every node), each node holds the
+/// training state in node-shared memory: every rank's gradients (checked by
+/// `SharedMemoryGradientReducer`, summed by Adam as it reads them, or first across nodes by a
+/// reduce-scatter) and one copy of the parameters and Adam moments, of which each rank updates
+/// its own part (ZeRO-1: Adam's work divided by the rank count of the job, and no parameter
+/// copies within a node; across nodes the updated parts are all-gathered). Otherwise (uneven
+/// nodes, `gradient_transport: mpi`) MPI's non-blocking all-reduce over all ranks
+/// (`GradientAllReducer`) and every rank updates its own full copy.
 final class GradientSync: GradientObserver {
     let generator: GradientReducer
     let discriminator: GradientReducer
@@ -44,6 +45,7 @@ final class GradientSync: GradientObserver {
     private let parameterCountG: Int, parameterCountD: Int
     private let comm: Communicator
     private let shared: SharedTrainingState?
+    private let wire: GradientWireType
 
     /// Where the node's one copy of the state lives (offsets in bytes into rank 0's segment).
     private struct SharedTrainingState {
@@ -57,13 +59,15 @@ final class GradientSync: GradientObserver {
         }
     }
 
-    init(iteration it: TrainingIteration, communicator comm: Communicator, bucketBytes: Int, sharedMemory: Bool) {
+    init(iteration it: TrainingIteration, communicator comm: Communicator, bucketBytes: Int, sharedMemory: Bool,
+         wire: GradientWireType = .float32) {
         let g = it.generator.state, d = it.discriminator.state
         generatorState = ObjectIdentifier(g)
         parameterCountG = g.params.count
         parameterCountD = d.params.count
         self.comm = comm
-        if sharedMemory, let (rg, rd, state) = Self.sharedMemoryReducers(g, d, comm, bucketBytes) {
+        self.wire = wire
+        if sharedMemory, let (rg, rd, state) = Self.sharedMemoryReducers(g, d, comm, bucketBytes, wire) {
             generator = rg; discriminator = rd; shared = state
         } else {
             generator = GradientAllReducer(communicator: comm, base: g.grads, segments: Self.backwardOrder(g), bucketBytes: bucketBytes)
@@ -79,9 +83,10 @@ final class GradientSync: GradientObserver {
 
     /// Collective. Every rank's segment: [G gradients | D gradients | G flags | D flags]; local
     /// rank 0's also [G, D parameters | G, D exp_avg | G, D exp_avg_sq]. Several nodes with the
-    /// same number of ranks each (more than one): the same per node, and the reducers go across
-    /// nodes (hierarchical). nil (on every rank) otherwise: one rank per node or uneven nodes.
-    private static func sharedMemoryReducers(_ g: ModelState, _ d: ModelState, _ world: Communicator, _ bucketBytes: Int)
+    /// same number of ranks each: the same per node, and the reducers go across nodes
+    /// (hierarchical, gradients on the wire as `wire`). nil (on every rank) for uneven nodes.
+    private static func sharedMemoryReducers(_ g: ModelState, _ d: ModelState, _ world: Communicator, _ bucketBytes: Int,
+                                             _ wire: GradientWireType)
         -> (GradientReducer, GradientReducer, SharedTrainingState)? {
         guard world.size > 1 else { return nil }
         let comm: Communicator, crossNode: Communicator?
@@ -118,11 +123,11 @@ final class GradientSync: GradientObserver {
         let reducerG = SharedMemoryGradientReducer(
             rank: comm.rank, memory: memory, gradients: ranks.map { at($0, gradG, Float.self) },
             flags: ranks.map { at($0, flagG, Int64.self) }, segments: segG,
-            bucketBytes: bucketBytes, crossNode: crossNode, stillWaiting: stillWaiting)
+            bucketBytes: bucketBytes, crossNode: crossNode, wire: wire, stillWaiting: stillWaiting)
         let reducerD = SharedMemoryGradientReducer(
             rank: comm.rank, memory: memory, gradients: ranks.map { at($0, gradD, Float.self) },
             flags: ranks.map { at($0, flagD, Int64.self) }, segments: segD,
-            bucketBytes: bucketBytes, crossNode: crossNode, stillWaiting: stillWaiting)
+            bucketBytes: bucketBytes, crossNode: crossNode, wire: wire, stillWaiting: stillWaiting)
         let state = SharedTrainingState(memory: memory, node: comm, valuesG: valuesG, valuesD: valuesD, expAvgG: expAvgG,
                                         expAvgD: expAvgD, expAvgSqG: expAvgSqG, expAvgSqD: expAvgSqD,
                                         rangesG: reducerG.ownedRanges, rangesD: reducerD.ownedRanges)
@@ -130,24 +135,37 @@ final class GradientSync: GradientObserver {
     }
 
     /// Collective, once every rank holds the same initial state: parameters and Adam moments
-    /// move into node-shared memory (rank 0's copy; the others' are identical and dropped).
+    /// move into node-shared memory (rank 0's copy of the parameters; each rank's own part of
+    /// the moments, so that across nodes a node touches only its parts; the rest is dropped).
     func shareOptimizerState(_ it: TrainingIteration) {
         guard let shared else { return }
         let copy = shared.node.rank == 0
         it.generator.state.adoptValueStorage(shared.pointer(shared.valuesG), copyingCurrentValues: copy)
         it.discriminator.state.adoptValueStorage(shared.pointer(shared.valuesD), copyingCurrentValues: copy)
         it.adamG.adoptMomentStorage(expAvg: shared.pointer(shared.expAvgG), expAvgSq: shared.pointer(shared.expAvgSqG),
-                                    copyingCurrentValues: copy)
+                                    copying: shared.rangesG)
         it.adamD.adoptMomentStorage(expAvg: shared.pointer(shared.expAvgD), expAvgSq: shared.pointer(shared.expAvgSqD),
-                                    copyingCurrentValues: copy)
+                                    copying: shared.rangesD)
         updatesApplied()
+    }
+
+    /// Collective, before a checkpoint (or any other read of the whole state): across nodes,
+    /// every node's parts of the Adam moments reach every node. Nothing to do on one node.
+    func gatherOptimizerState(_ it: TrainingIteration) {
+        guard let shared, let reducerG = generator as? SharedMemoryGradientReducer,
+              let reducerD = discriminator as? SharedMemoryGradientReducer else { return }
+        let pending = reducerG.startGather(it.adamG.expAvg) + reducerG.startGather(it.adamG.expAvgSq)
+            + reducerD.startGather(it.adamD.expAvg) + reducerD.startGather(it.adamD.expAvgSq)
+        for p in pending { p.wait() }
+        synchronizeNode(shared)
     }
 
     /// How gradients cross ranks, for the start-up line.
     var transportDescription: String {
         guard let shared else { return "gradients summed by MPI all-reduce" }
         if shared.node.size == comm.size { return "gradients summed in node-shared memory" }
-        return "gradients summed in node-shared memory, then across \(comm.size / shared.node.size) nodes by MPI all-reduce (hierarchical)"
+        return "gradients summed in node-shared memory, then across \(comm.size / shared.node.size) nodes by reduce-scatter"
+            + " (\(wire.rawValue)) and parameter all-gather (hierarchical; optimizer sharded over all ranks)"
     }
 
     /// This rank's part of each network's optimizer update (nil: all of it).
@@ -155,9 +173,18 @@ final class GradientSync: GradientObserver {
     var updateRangesD: [Range<Int>]? { shared?.rangesD }
 
     /// Collective, after every optimizer update: with a shared state, no rank reads parameters
-    /// (next forward) or moments (checkpoint) before every rank has written its shard.
+    /// (next forward) or moments (checkpoint) before every rank has written its part, and
+    /// across nodes every node's updated parts have arrived.
     func updatesApplied() {
         guard let shared else { return }
+        if let reducerG = generator as? SharedMemoryGradientReducer, let reducerD = discriminator as? SharedMemoryGradientReducer {
+            let pending = reducerG.startGather(shared.pointer(shared.valuesG)) + reducerD.startGather(shared.pointer(shared.valuesD))
+            for p in pending { p.wait() }
+        }
+        synchronizeNode(shared)
+    }
+
+    private func synchronizeNode(_ shared: SharedTrainingState) {
         shared.memory.synchronize()
         shared.node.barrier()
         shared.memory.synchronize()

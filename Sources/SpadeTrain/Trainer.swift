@@ -121,7 +121,8 @@ public final class Trainer {
                                       context: Context(reducer: comm.size > 1 ? statistics : nil))
         sync = GradientSync(iteration: iteration, communicator: comm.size > 1 ? comm.duplicate() : comm,
                             bucketBytes: max(1, Int(config.bucket_mb * 1_048_576)),
-                            sharedMemory: config.gradient_transport == "auto")
+                            sharedMemory: config.gradient_transport == "auto",
+                            wire: GradientWireType(rawValue: config.gradient_dtype) ?? .float32)
         if comm.size > 1 { iteration.context.observer = sync }
         let steps = ShardedSampler(count: dataset.count, globalBatch: globalBatch, rank: 0, worldSize: comm.size,
                                    seed: UInt64(truncatingIfNeeded: config.seed), serial: config.serial_batches).stepsPerEpoch
@@ -342,13 +343,13 @@ public final class Trainer {
                 let timing: [String: Float] = comm.size > 1 ? ["sync_s": Float(syncTime), "comm_poll_s": Float(commPoll)] : [:]
                 try rootDuties(losses: losses, batch: lastBatch, elapsed: elapsed, dataWait: dataWait, commWait: commWait,
                                imagesThisStep: globalBatch * dSteps, extras: timing)
-                // checkpoint_every 0: only at the end of the run (or on a stop request).
-                let due = config.checkpoint_every > 0 && progress.step % config.checkpoint_every == 0
-                if due || progress.step == totalSteps || stopRequested {
-                    comm.reportProgress(.checkpointing, step: step)
-                    try saveCheckpoint()
-                    lastCheckpointStep = progress.step
-                }
+            }
+            // checkpoint_every 0: only at the end of the run (or on a stop request).
+            let due = config.checkpoint_every > 0 && progress.step % config.checkpoint_every == 0
+            if due || progress.step == totalSteps || stopRequested {
+                comm.reportProgress(.checkpointing, step: step)
+                try saveCheckpoint()
+                lastCheckpointStep = progress.step
             }
             if stopRequested {
                 if isRoot { display?.message("spade-dist: stop requested (signal); checkpoint at step \(progress.step) written, exiting") }
@@ -356,8 +357,8 @@ public final class Trainer {
             }
         }
         comm.reportProgress(.finishing, step: progress.step)
+        if lastCheckpointStep != progress.step { try saveCheckpoint() }
         if isRoot {
-            if lastCheckpointStep != progress.step { try saveCheckpoint() }
             display?.finish()
             try metrics?.close()
             print("spade-dist: done at step \(progress.step); run directory \(runDirectory)")
@@ -456,7 +457,9 @@ public final class Trainer {
         try page.write(metrics: (try? MetricsLog.read(path: runDirectory + "/metrics.jsonl")) ?? [], evalAccuracy: evalAccuracy)
     }
 
+    /// Collective (the optimizer's state may be spread over the nodes); rank 0 writes.
     func saveCheckpoint() throws {
+        sync.gatherOptimizerState(iteration)
         guard let checkpoints else { return }
         let file = Checkpoint.make(iteration, progress: progress, config: config, worldSize: comm.size)
         try metrics?.sync()

@@ -93,9 +93,9 @@ final class ClusterSimTests: XCTestCase {
                               "--set", "blas_threads=1", "--set", "log_every=1"],
                              timeout: 180, environment: ["SPADE_DIST_BIN": exe])
         E2E.assertSuccess(r, "3-host training")
-        // Rank 0's start-up lines: 3 ranks, one per node, so summed over TCP by MPI.
+        // Rank 0's start-up lines: 3 ranks, one per node, so summed across the nodes over TCP.
         XCTAssert(r.output.contains("world 3 ranks, 1 per node"), r.output)
-        XCTAssert(r.output.contains("batch 2 per rank x 3 rank(s), gradients summed by MPI all-reduce"), r.output)
+        XCTAssert(r.output.contains("batch 2 per rank x 3 rank(s), gradients summed in node-shared memory, then across 3 nodes by reduce-scatter (float32)"), r.output)
         XCTAssert(r.output.contains("done at step 3"), r.output)
         let ck = try SafeTensorsFile.read(path: dir + "/run/checkpoints/latest.safetensors")
         XCTAssertEqual(ck.metadata["world_size"], "3")

@@ -30,6 +30,11 @@ int spade_all_finite(const float *x, size_t n);
 int spade_sum_all_finite(const float *const *parts, size_t nparts, size_t n);
 /// dst[i] = ((parts[0][i] + parts[1][i]) + parts[2][i]) + ... (the same order); dst may be a part.
 void spade_sum_into(float *dst, const float *const *parts, size_t nparts, size_t n);
+/// Gradients on the wire between nodes (`gradient_dtype: bfloat16`): out[i] = x[i] rounded to
+/// bfloat16 (nearest, ties to even; NaN stays NaN, Inf stays Inf), as its upper 16 bits.
+void spade_float_to_bfloat16(const float *x, unsigned short *out, size_t n);
+/// dst[i] = ((parts[0][i] + parts[1][i]) + parts[2][i]) + ... of bfloat16 parts, summed in float32.
+void spade_sum_bfloat16_into(float *dst, const unsigned short *const *parts, size_t nparts, size_t n);
 /// Spectral norm's direct and sigma terms: grad_orig[r][c] (+)= g[r][c] / sigma - (u[r] * coef) * v[c]
 /// (accumulated if accumulate != 0, else overwritten).
 void spade_spectral_norm_grad(const float *g, const float *u, const float *v, size_t rows, size_t cols,
