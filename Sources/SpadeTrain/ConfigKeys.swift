@@ -326,7 +326,7 @@ extension TrainConfig {
         .float("bucket_mb", \.bucket_mb, 4.0, .atLeast(0, exclusive: true),
                "gradient reduction bucket size in MiB"),
         .choice("gradient_transport", \.gradient_transport, "auto", ["auto", "mpi"],
-                "how gradients are summed across ranks: auto = in node-shared memory when all ranks share one node, else MPI's all-reduce; mpi = always MPI's all-reduce"),
+                "how gradients are summed across ranks: auto = in node-shared memory on each node, then (several nodes with equal rank counts) reduce-scatter between nodes with the optimizer sharded over all ranks; mpi = MPI's all-reduce over all ranks, a full optimizer per rank"),
         .choice("gradient_dtype", \.gradient_dtype, "float32", ["float32", "bfloat16"],
                 "gradients on the wire between nodes (hierarchical reduction): bfloat16 halves the reduce-scatter's bytes; sums stay float32"),
         .int("blas_threads", \.blas_threads, 0, .atLeast(0),
