@@ -19,7 +19,8 @@
 # under three link settings applied to every host: none (the bare veth), 1gbit+1ms (tbf rate
 # 1 Gbit/s and 1 ms one-way delay), 100mbit (tbf 100 Mbit/s). From rank 0's metrics.jsonl after
 # WARMUP steps: median seconds per step and comm_wait_s (waiting for gradients after backward);
-# from the hosts' eth0 counters: bytes sent per step per host (mean over hosts). Then
+# from the hosts' eth0 counters between steps WARMUP and STEPS - 1: bytes sent per step per host
+# (mean over hosts). Then
 #   exposed  = step - the same layout's step on the bare link: communication not hidden
 #              (the hosts share this machine's 2 cores, so raw step times are not a cluster's)
 #   hidden   = 1 - comm_wait(L) / comm_wait(L-1b) at the same link setting, for L = 3x1-flat and
@@ -89,23 +90,34 @@ run_variant() {   # link layout -> one JSON line in $OUT/results.jsonl
     2x2-bf16) slots=2 np=4 batch=1 hosts=2 extra=(--set gradient_dtype=bfloat16) ;;
     *) echo "bench/cluster.sh: unknown layout $layout" >&2; return 1 ;;
   esac
-  local dir="$OUT/$link-$layout" before after
+  local dir="$OUT/$link-$layout" sampler
   rm -rf "$dir"
-  before=$(tx_bytes)
+  # Steady-state traffic: the hosts' counters when rank 0 has logged step WARMUP and step
+  # STEPS - 1 (each line follows its step's update), so neither the start-up broadcast nor the
+  # final checkpoint counts.
+  (
+    for mark in "$WARMUP" "$((STEPS - 1))"; do
+      until [ -f "$dir/metrics.jsonl" ] && [ "$(wc -l <"$dir/metrics.jsonl")" -ge "$mark" ]; do sleep 0.05; done
+      tx_bytes
+    done >"$dir.tx"
+  ) &
+  sampler=$!
   SLOTS=$slots "$sim" run -np "$np" -- train --config configs/small-128.yaml --steps "$STEPS" --run-dir "$dir" \
     --set batchSize="$batch" --set blas_threads=1 --set log_every=1 --set sample_every=0 \
     --set checkpoint_every=0 --set drift_check_every=0 "${extra[@]}" >"$dir.log" 2>&1 \
-    || { echo "bench/cluster.sh: $link $layout failed (log: $dir.log)" >&2; return 1; }
-  after=$(tx_bytes)
-  python3 - "$dir/metrics.jsonl" "$link" "$layout" "$((after - before))" "$STEPS" "$WARMUP" "$hosts" "$((np * batch))" \
+    || { kill "$sampler" 2>/dev/null; echo "bench/cluster.sh: $link $layout failed (log: $dir.log)" >&2; return 1; }
+  wait "$sampler"
+  local sent
+  sent=$(awk 'NR == 1 { a = $1 } NR == 2 { print $1 - a }' "$dir.tx")
+  python3 - "$dir/metrics.jsonl" "$link" "$layout" "$sent" "$((STEPS - 1 - WARMUP))" "$WARMUP" "$hosts" "$((np * batch))" \
     <<'EOF' >>"$OUT/results.jsonl"
 import json, statistics, sys
-path, link, layout, sent, steps, warmup, hosts, images = sys.argv[1:]
+path, link, layout, sent, counted, warmup, hosts, images = sys.argv[1:]
 rows = [json.loads(l) for l in open(path)][int(warmup):]
 print(json.dumps({"link": link, "layout": layout,
                   "step_s": statistics.median(int(images) / r["images_per_s"] for r in rows),
                   "comm_wait_s": statistics.median(r["comm_wait_s"] for r in rows),
-                  "bytes_per_step_per_host": int(sent) / int(steps) / int(hosts)}))
+                  "bytes_per_step_per_host": int(sent) / int(counted) / int(hosts)}))
 EOF
 }
 

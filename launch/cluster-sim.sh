@@ -191,6 +191,19 @@ cmd_agent() {
         host="${name:-$host}"
     fi
     ns_exists "$host" || { say "agent: unknown host $host"; exit 255; }
+    # ssh would reach the host over the network: so must the agent, or a host cut off before
+    # the launch costs the daemon's TCP connect timeout (over 2 minutes) instead of failing at
+    # once. A refused connection (RST) proves the path; a timeout or no route, like ssh's
+    # "connect to host", ends the launch (exit 255, ssh's code).
+    local address probe
+    address="$(awk -v h="$host" '$2 == h { print $1; exit }' "$state/hosts")"
+    if [ -n "$address" ]; then
+        probe="$(timeout 3 bash -c "exec 3<>/dev/tcp/$address/22" 2>&1)" || true
+        if [[ "$probe" != *refused* ]]; then
+            say "agent: ssh: connect to host $host ($address) port 22: ${probe:-timed out after 3 s} (the simulated network does not reach it)"
+            exit 255
+        fi
+    fi
     # Without tree spawn, mpirun asks the daemon to daemonize, so this agent would return at
     # once and a daemon that dies before calling back would leave mpirun waiting forever.
     # Kept in the foreground (like a daemon behind ssh), its end is noticed and its errors shown.

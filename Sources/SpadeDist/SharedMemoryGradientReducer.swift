@@ -18,9 +18,10 @@
 // with the rest of backward, started in bucket order so every node issues them alike). Once
 // its node's piece has arrived it sums the nodes' pieces, checks the result and raises its
 // flag. The optimizer then reads the world's sums of its own pieces from its own store
-// (`summands` is that store alone) and updates only those; `startParameterGather` brings the
+// (`summands` is that store alone) and updates only those; `startGather` then brings the
 // other nodes' updated pieces back (ZeRO-1 across nodes: each node holds one copy of the
-// parameters, each rank of the job updates 1/world of them and of the moments).
+// parameters, each rank of the job updates 1/world of them and of the moments; a checkpoint
+// gathers the moments the same way).
 //
 // The flags hold step numbers, so they never need resetting, and they order everything:
 // - an owner reads rank q's bucket only after q's ready flag for this step (q wrote it);

@@ -146,7 +146,9 @@ final class GradientSync: GradientObserver {
                                     copying: shared.rangesG)
         it.adamD.adoptMomentStorage(expAvg: shared.pointer(shared.expAvgD), expAvgSq: shared.pointer(shared.expAvgSqD),
                                     copying: shared.rangesD)
-        updatesApplied()
+        // Every node already holds the same state (broadcast): nothing to gather, but no rank may
+        // read or send the parameters before local rank 0 has copied them.
+        synchronizeNode(shared)
     }
 
     /// Collective, before a checkpoint (or any other read of the whole state): across nodes,
@@ -174,14 +176,20 @@ final class GradientSync: GradientObserver {
 
     /// Collective, after every optimizer update: with a shared state, no rank reads parameters
     /// (next forward) or moments (checkpoint) before every rank has written its part, and
-    /// across nodes every node's updated parts have arrived.
-    func updatesApplied() {
-        guard let shared else { return }
+    /// across nodes every node's updated parts have arrived. Returns the seconds spent waiting
+    /// for those parameters from the other nodes (part of the step's comm_wait_s).
+    @discardableResult
+    func updatesApplied() -> Double {
+        guard let shared else { return 0 }
+        var waited = 0.0
         if let reducerG = generator as? SharedMemoryGradientReducer, let reducerD = discriminator as? SharedMemoryGradientReducer {
+            let t0 = ProgressDisplay.monotonicSeconds()
             let pending = reducerG.startGather(shared.pointer(shared.valuesG)) + reducerD.startGather(shared.pointer(shared.valuesD))
             for p in pending { p.wait() }
+            waited = ProgressDisplay.monotonicSeconds() - t0
         }
         synchronizeNode(shared)
+        return waited
     }
 
     private func synchronizeNode(_ shared: SharedTrainingState) {

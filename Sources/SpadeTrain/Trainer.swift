@@ -317,7 +317,7 @@ public final class Trainer {
                                 gradientPartsG: sync.generator.summands?.map { UnsafePointer($0) },
                                 gradientPartsD: sync.discriminator.summands?.map { UnsafePointer($0) },
                                 rangesG: sync.updateRangesG, rangesD: sync.updateRangesD)
-                sync.updatesApplied()
+                commWait += sync.updatesApplied()
                 lastBatch = batch
             }
             let position = loader.position

@@ -175,6 +175,26 @@ extension ClusterSimTests {
         XCTAssertEqual(try leftoverProcesses(), "", "the run left processes in the hosts")
     }
 
+    /// A host already cut off when the job starts fails the launch at once, naming the host
+    /// (cluster-sim's agent reaches hosts over the network as ssh would; OpenMPI alone would
+    /// wait out its daemon's TCP connect timeout, over 2 minutes), and nothing is left running.
+    func testHostCutOffBeforeTheLaunchFailsItAtOnce() throws {
+        try cluster()
+        defer { _ = try? Self.sim(["clear", "all"]) }
+        let dir = try CLI.tempDir("cluster-cutoff")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        XCTAssertEqual(try Self.sim(["fault", host3, "blackhole"]).status, 0)
+        let start = Date()
+        let r = try onCluster(hosts: 3, ["train", "--steps", "2", "--run-dir", dir + "/run"], timeout: 60)
+        let seconds = Date().timeIntervalSince(start)
+        print("cluster-sim: \(host3) cut off before the launch -> mpirun gave up after \(String(format: "%.1f", seconds)) s, exit \(r.status)")
+        XCTAssertNotEqual(r.status, 0, r.output)
+        XCTAssertLessThan(seconds, 15, r.output)
+        XCTAssertTrue(r.output.contains("connect to host \(host3)"), r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/run/checkpoints"), "no rank may have trained")
+        XCTAssertEqual(try leftoverProcesses(), "", "the launch left processes in the hosts")
+    }
+
     /// SIGUSR1 (Slurm's preemption notice, `--signal=USR1@120`) delivered to one remote rank stops
     /// every rank at the same step: one checkpoint, every replica at that step, exit 0.
     func testPreemptionSignalStopsEveryHostAtTheSameStep() throws {
