@@ -36,7 +36,8 @@
 #
 # Usage: bench/cluster.sh            Env: STEPS (8), WARMUP (2), BUILD=0 (skip the build),
 #        BIN (default .build/release/spade-dist), OUT (default a temp dir; kept),
-#        PARTS ("train calibrate", the default, or one of them), LAYOUTS (default: all above).
+#        PARTS ("train calibrate", the default, or one of them), LAYOUTS (default: all above),
+#        LINKS (default: none 1gbit+1ms 100mbit).
 # Time it on a quiet host; `nice -n -10 bench/cluster.sh` keeps other work from skewing it.
 # Needs root (network namespaces), python3. Brings up its own cluster (state /tmp/spade-bench-cluster,
 # hosts b1..b3) and takes it down at the end.
@@ -51,6 +52,7 @@ export CLUSTER_SIM_STATE=/tmp/spade-bench-cluster CLUSTER_SIM_PREFIX=b SPADE_DIS
 sim=launch/cluster-sim.sh
 PARTS=${PARTS:-train calibrate}
 LAYOUTS=${LAYOUTS:-3x1-flat 3x1-flat-1b 3x1-hier 3x1-hier-1b 3x1-bf16 2x2-flat 2x2-hier 2x2-bf16}
+LINKS=${LINKS:-none 1gbit+1ms 100mbit}
 GRADIENT_MB=93   # small-128: 24,516,773 parameters of G and D = 93.5 MiB of gradients
 if [ "${BUILD:-1}" = 1 ]; then
   swift build -c release --product spade-dist >/dev/null
@@ -137,7 +139,7 @@ EOF
 
 # A calibration-only run (PARTS=calibrate) adds to an earlier run's results in the same OUT.
 if [[ " $PARTS " == *" train "* ]] || [ ! -f "$OUT/results.jsonl" ]; then : >"$OUT/results.jsonl"; fi
-for link in none 1gbit+1ms 100mbit; do
+for link in $LINKS; do
   set_link "$link"
   if [[ " $PARTS " == *" train "* ]]; then
     for layout in $LAYOUTS; do run_variant "$link" "$layout"; done
