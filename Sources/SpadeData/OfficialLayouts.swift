@@ -84,10 +84,12 @@ struct NaturalKey: Comparable {
             digits = []
         }
         for u in s.unicodeScalars {
-            // Python's \d: any Unicode decimal digit (category Nd).
-            if u.properties.generalCategory == .decimalNumber, let v = u.properties.numericValue {
+            // Python's \d: any Unicode decimal digit (category Nd); ASCII checked first, for speed.
+            let digit: UInt8? = u.isASCII ? (u.value >= 48 && u.value <= 57 ? UInt8(u.value - 48) : nil)
+                : (u.properties.generalCategory == .decimalNumber ? u.properties.numericValue.map { UInt8($0) } : nil)
+            if let digit {
                 if !inNumber { parts.append(.text(text)); text = []; inNumber = true }
-                digits.append(UInt8(v))
+                digits.append(digit)
             } else {
                 if inNumber { flushNumber(); inNumber = false }
                 text.append(u.value)
@@ -115,9 +117,10 @@ struct NaturalKey: Comparable {
 /// components of the file name (`aachen_000000_000019`), every other mode the name without
 /// its extension.
 func pairingKey(_ path: String, mode: String) -> String {
-    let name = (path as NSString).lastPathComponent
+    let name = path.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? path
     if mode == "cityscapes" { return name.split(separator: "_", omittingEmptySubsequences: false).prefix(3).joined(separator: "_") }
-    return (name as NSString).deletingPathExtension
+    guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return name }
+    return String(name[..<dot])
 }
 
 /// Pairs the naturally sorted label, image (and instance) lists by position, as NVlabs'
@@ -129,7 +132,9 @@ func pairInSortedOrder(labels: [String], images: [String], instances: [String]?,
                        into listing: inout DatasetListing) {
     let labels = naturalSorted(labels), images = naturalSorted(images)
     let instances = instances.map(naturalSorted)
-    let key = { (p: String) in pairingKey(p, mode: o.datasetMode) }
+    var keys: [String: String] = [:]
+    for p in labels + images + (instances ?? []) { keys[p] = pairingKey(p, mode: o.datasetMode) }
+    let key = { (p: String) in keys[p]! }
     var problems: [DataIssue] = []
     if o.noPairingCheck {
         var partners = [(images, imageWhere)]

@@ -180,6 +180,29 @@ def run_variant(nv, dataset_class, opt, rel_root, tensors, meta, name, store_shi
                   "paths": paths}
 
 
+# The options whose defaults a dataset mode sets (modify_commandline_options) and spade-dist copies.
+MODE_OPTIONS = ["label_nc", "contain_dontcare_label", "no_instance", "preprocess_mode", "load_size", "crop_size",
+                "aspect_ratio", "num_upsampling_layers", "batchSize"]
+
+
+def mode_defaults(dataset_class, mode):
+    """The options NVlabs' train.py and test.py end up with for `--dataset_mode mode --dataroot x`:
+    the base/train/test options, then the dataset class's modify_commandline_options. The generator
+    network's options (models/networks, not imported) are represented by num_upsampling_layers,
+    which SPADEGenerator declares with default 'normal' (Cityscapes checks that it exists)."""
+    from options.test_options import TestOptions
+    from options.train_options import TrainOptions
+    out = {}
+    for phase, options_class, is_train in [("train", TrainOptions, True), ("test", TestOptions, False)]:
+        parser = argparse.ArgumentParser()
+        parser = options_class().initialize(parser)
+        parser.add_argument("--num_upsampling_layers", default="normal")
+        parser = dataset_class.modify_commandline_options(parser, is_train)
+        opt = parser.parse_args(["--dataset_mode", mode, "--dataroot", "x"])
+        out[phase] = {k: getattr(opt, k) for k in MODE_OPTIONS}
+    return out
+
+
 def save(tensors, path, meta):
     """safetensors writes an array's memory as is: make every array C-contiguous first."""
     from safetensors.numpy import save_file
@@ -215,6 +238,7 @@ def main():
     run_variant(nv, CityscapesDataset, options(**city), out, tensors, meta, "train")
     run_variant(nv, CityscapesDataset, options(**city, phase="test", isTrain=False, no_flip=True), out, tensors, meta, "test")
     run_variant(nv, CityscapesDataset, options(**city, max_dataset_size=2), out, tensors, meta, "train_max2", paths_only=True)
+    meta["defaults"] = mode_defaults(CityscapesDataset, "cityscapes")
     save(tensors, os.path.join(out, "cityscapes_expected.safetensors"), meta)
 
     tensors, meta = {}, {}
@@ -224,6 +248,7 @@ def main():
     run_variant(nv, ADE20KDataset, options(**ade, load_size=24), out, tensors, meta, "train")
     run_variant(nv, ADE20KDataset, options(**ade, load_size=16, phase="test", isTrain=False, no_flip=True), out, tensors, meta, "test")
     run_variant(nv, ADE20KDataset, options(**ade, load_size=24), out, tensors, meta, "train_shift", store_shift=True)
+    meta["defaults"] = mode_defaults(ADE20KDataset, "ade20k")
     save(tensors, os.path.join(out, "ade20k_expected.safetensors"), meta)
 
     # NVlabs' util.tensor2im on values around and beyond [-1, 1]: how generated images become bytes.
