@@ -143,15 +143,15 @@ func pairInSortedOrder(labels: [String], images: [String], instances: [String]?,
             problems.append(DataIssue(path: labelWhere, problem: "\(labels.count) label maps but \(list.count) files in \(what) (no_pairing_check pairs them by sorted position, so the counts must be equal)"))
         }
     } else {
-        // Files whose name has no partner: a renamed file pairs up with the stray partner left in
-        // its place (one line naming both); otherwise each lonely file is named.
+        // Files whose name has no partner: as many on both sides (a renamed file) are named in
+        // pairs, one line each; otherwise each lonely file is named.
         func checkPartners(_ labels: [String], _ others: [String], what: String, labelWhere: String, otherWhere: String) {
             let labelKeys = Set(labels.map(key)), otherKeys = Set(others.map(key))
             let lonelyLabels = labels.filter { !otherKeys.contains(key($0)) }
             let lonelyOthers = others.filter { !labelKeys.contains(key($0)) }
             if lonelyLabels.count == lonelyOthers.count {
                 for (l, other) in zip(lonelyLabels, lonelyOthers) {
-                    problems.append(DataIssue(path: l, problem: "does not pair with \(other), the \(what) in its place in sorted order (\(key(l)) and \(key(other)) differ; no_pairing_check pairs by position)"))
+                    problems.append(DataIssue(path: l, problem: "has no \(what) named \(key(l)); the \(what) without a label map is \(other) (\(key(other)); no_pairing_check pairs by position)"))
                 }
                 return
             }

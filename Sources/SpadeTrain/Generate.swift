@@ -155,7 +155,7 @@ public enum Generation {
         let dataset = try Dataset(options: options)
         let h = config.imageHeight, w = config.imageWidth
         let mine = Array(stride(from: comm.rank, to: dataset.count, by: comm.size))
-        let progress = ProgressDisplay(totalSteps: mine.count, startStep: 0, imagesPerStep: comm.size, rank: comm.rank)
+        let progress = ProgressDisplay(totalSteps: mine.count, startStep: 0, imagesPerStep: 1, rank: comm.rank)
         for (k, i) in mine.enumerated() {
             let batch = try dataset.makeBatch(indices: [i], epoch: 0)
             let ctx = Context()

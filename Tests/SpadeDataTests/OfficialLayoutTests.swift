@@ -162,7 +162,7 @@ final class OfficialLayoutTests: XCTestCase {
         let issues = prescan(o)
         // One line naming both files (NVlabs' assertion names the pair).
         XCTAssertEqual(issues.map(\.path), [dir + "/gtFine/train/aachen/aachen_000000_000101_gtFine_labelIds.png"], "\(issues)")
-        XCTAssert(issues[0].problem.contains("does not pair with \(to)"), "\(issues)")
+        XCTAssert(issues[0].problem.contains("has no image named aachen_000000_000101; the image without a label map is \(to)"), "\(issues)")
         // no_pairing_check pairs by position: the same tree is then accepted.
         o.noPairingCheck = true
         XCTAssertEqual(prescan(o), [])
