@@ -115,3 +115,75 @@ public func benchmarkPrefetch(options: DatasetOptions, batchSize: Int, steps: In
                              meanWaitSeconds: waits.reduce(0, +) / Double(max(1, waits.count)),
                              maxWaitSeconds: waits.max() ?? 0, loadSecondsPerBatch: load)
 }
+
+/// Result of `benchmarkCityscapesPrescan`.
+public struct PrescanBenchmark: Sendable, CustomStringConvertible {
+    public var pairs: Int
+    public var files: Int
+    /// Listing the tree: walk, natural sort, pairing (`Dataset(options:)`).
+    public var listSeconds: Double
+    /// The whole pre-scan (listing + decoding and checking every file) on one thread and on `threads`.
+    public var prescanSeconds: Double
+    public var threads: Int
+    public var prescanThreadedSeconds: Double
+
+    public var description: String {
+        String(format: "prescan: Cityscapes tree of %d pairs (%d files): listing %.3f s, pre-scan %.2f s on 1 thread, %.2f s on %d threads",
+               pairs, files, listSeconds, prescanSeconds, prescanThreadedSeconds, threads)
+    }
+}
+
+/// Times the listing and the pre-scan of a generated tree in the official Cityscapes layout
+/// (`train` + `val` samples over 18 + 3 cities, each with its labelIds, instanceIds, color and
+/// polygons files and its leftImg8bit image, `size` x `size`/2 pixels), written to a temporary
+/// directory and removed afterwards. Phase train and test are both listed and checked.
+public func benchmarkCityscapesPrescan(train: Int = 2975, val: Int = 500, size: Int = 16,
+                                       threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> PrescanBenchmark {
+    let root = FileManager.default.temporaryDirectory.path + "/spade-prescan-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let w = size, h = max(1, size / 2)
+    let label = try encodePNG(width: w, height: h, channels: 1, pixels: (0..<(w * h)).map { UInt8(7 + $0 % 20) })
+    let instance = try encodePNG16(width: w, height: h, channels: 1, pixels: (0..<(w * h)).map { UInt16(26000 + $0 % 5) })
+    let image = try encodePNG(width: w, height: h, channels: 3, pixels: (0..<(w * h * 3)).map { UInt8($0 % 256) })
+    var files = 0
+    for (split, count, cities) in [("train", train, 18), ("val", val, 3)] {
+        for i in 0..<count {
+            let city = "city\(i % cities)"
+            let stem = String(format: "%@_%06d_%06d", city, i / cities, 19)
+            let gt = "\(root)/gtFine/\(split)/\(city)", left = "\(root)/leftImg8bit/\(split)/\(city)"
+            if i < cities {
+                try FileManager.default.createDirectory(atPath: gt, withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(atPath: left, withIntermediateDirectories: true)
+            }
+            try writeFileAtomically(path: "\(gt)/\(stem)_gtFine_labelIds.png", bytes: label)
+            try writeFileAtomically(path: "\(gt)/\(stem)_gtFine_instanceIds.png", bytes: instance)
+            try writeFileAtomically(path: "\(gt)/\(stem)_gtFine_color.png", bytes: image)
+            try writeFileAtomically(path: "\(gt)/\(stem)_gtFine_polygons.json", bytes: Array("{}\n".utf8))
+            try writeFileAtomically(path: "\(left)/\(stem)_leftImg8bit.png", bytes: image)
+            files += 5
+        }
+    }
+    var o = DatasetOptions()
+    o.datasetMode = "cityscapes"
+    o.dataroot = root
+    o.labelNC = 35
+    o.noInstance = false
+    o.preprocessMode = "fixed"
+    o.cropSize = w
+    o.loadSize = w
+    o.aspectRatio = 2
+    func seconds(_ body: () throws -> Void) rethrows -> Double {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+    }
+    var test = o
+    test.phase = "test"
+    var issues: [DataIssue] = []
+    let list = try seconds { for opts in [o, test] { _ = try Dataset(options: opts) } }
+    let one = seconds { for opts in [o, test] { issues += prescan(opts, threads: 1) } }
+    let many = seconds { for opts in [o, test] { issues += prescan(opts, threads: threads) } }
+    if !issues.isEmpty { throw DataError(issues) }
+    return PrescanBenchmark(pairs: train + val, files: files, listSeconds: list, prescanSeconds: one,
+                            threads: threads, prescanThreadedSeconds: many)
+}

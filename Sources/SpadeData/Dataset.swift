@@ -12,14 +12,21 @@ public struct RawSample: Sendable {
     public var image: [UInt8]
     /// (H, W) instance ids (only equality matters), if used.
     public var instances: [Int32]?
+    /// How Pillow, and so NVlabs, would pick nearest neighbours when resizing each map
+    /// (it depends on the file's bit depth).
+    public var labelSampling: NearestSampling
+    public var instanceSampling: NearestSampling
 
-    public init(name: String, width: Int, height: Int, labels: [Int32], image: [UInt8], instances: [Int32]?) {
+    public init(name: String, width: Int, height: Int, labels: [Int32], image: [UInt8], instances: [Int32]?,
+                labelSampling: NearestSampling = .accumulated, instanceSampling: NearestSampling = .accumulated) {
         self.name = name
         self.width = width
         self.height = height
         self.labels = labels
         self.image = image
         self.instances = instances
+        self.labelSampling = labelSampling
+        self.instanceSampling = instanceSampling
     }
 }
 
@@ -46,7 +53,7 @@ public struct Batch: Sendable {
     public var image: [Float]
     /// (B, H, W): class index (255 -> label_nc with contain_dontcare_label).
     public var labels: [Int32]
-    /// Sample names (file stems).
+    /// Sample names (the image files' stems).
     public var names: [String]
     /// Dataset indices of the samples.
     public var indices: [Int]
@@ -105,7 +112,7 @@ public final class Dataset: Sendable {
         }
     }
 
-    /// Sample name (file stem, or `synth_<index>`).
+    /// Sample name (the image file's stem, as NVlabs' test.py names its results, or `synth_<index>`).
     public func name(_ i: Int) -> String {
         scenes != nil ? String(format: "synth_%05d", i) : files[i].name
     }
@@ -129,24 +136,28 @@ public final class Dataset: Sendable {
             throw DataError(path: f.image, "size \(img.width)x\(img.height) differs from its label \(f.label) (\(labelImg.width)x\(labelImg.height))")
         }
         var instances: [Int32]? = nil
+        var instanceSampling = NearestSampling.accumulated
         if let ip = f.instance, !options.noInstance {
             let inst = try readImage(path: ip)
             if inst.width != labelImg.width || inst.height != labelImg.height {
                 throw DataError(path: ip, "size \(inst.width)x\(inst.height) differs from its label \(f.label) (\(labelImg.width)x\(labelImg.height))")
             }
             instances = inst.indexValues() ?? inst.packedRGB()
+            instanceSampling = NearestSampling(inst)
         }
         return RawSample(name: f.name, width: labelImg.width, height: labelImg.height,
-                         labels: labels, image: img.rgb8(), instances: instances)
+                         labels: labels, image: img.rgb8(), instances: instances,
+                         labelSampling: NearestSampling(labelImg), instanceSampling: instanceSampling)
     }
 
-    /// Stored class values of a decoded label image under `label_encoding`.
+    /// Stored class values of a decoded label image under `label_encoding` (and the mode's
+    /// convention, `DatasetOptions.storedLabelValues`).
     func labelValues(_ img: DecodedImage, path: String) throws -> [Int32] {
         if let colorTable { return try colorTable.classValues(img, path: path) }
         guard let v = img.indexValues() else {
             throw DataError(path: path, "label map has \(img.channels) channels; label_encoding index needs a single-channel gray or palette PNG (or set label_encoding: rgb)")
         }
-        return v
+        return options.storedLabelValues(v)
     }
 
     /// Sample i after preprocessing for `epoch` (random crop/flip from
@@ -160,14 +171,24 @@ public final class Dataset: Sendable {
         } catch let e as GeometryProblem {
             throw DataError(path: scenes != nil ? name(i) : files[i].image, e.message)
         }
-        return RawSample(name: raw.name, width: plan.outWidth, height: plan.outHeight,
-                         labels: transformNearest(raw.labels, plan: plan),
-                         image: transformImage(raw.image, plan: plan),
-                         instances: raw.instances.map { transformNearest($0, plan: plan) })
+        return preprocess(raw, plan: plan)
+    }
+
+    /// A raw sample resized, cropped and flipped by `plan`.
+    func preprocess(_ raw: RawSample, plan: GeometryPlan) -> RawSample {
+        RawSample(name: raw.name, width: plan.outWidth, height: plan.outHeight,
+                  labels: transformNearest(raw.labels, plan: plan, sampling: raw.labelSampling),
+                  image: transformImage(raw.image, plan: plan),
+                  instances: raw.instances.map { transformNearest($0, plan: plan, sampling: raw.instanceSampling) })
     }
 
     /// Loads, preprocesses and assembles the samples `indices` of `epoch`.
     public func makeBatch(indices: [Int], epoch: Int) throws -> Batch {
+        try assemble(indices.map { try loadSample($0, epoch: epoch) }, indices: indices, epoch: epoch)
+    }
+
+    /// The batch of preprocessed samples (those of dataset `indices`).
+    func assemble(_ samples: [RawSample], indices: [Int], epoch: Int) throws -> Batch {
         let o = options
         let h = o.outputHeight, w = o.outputWidth, hw = h * w
         let c = o.semanticNC, b = indices.count
@@ -176,8 +197,7 @@ public final class Dataset: Sendable {
                           labels: [Int32](repeating: 0, count: b * hw),
                           names: [], indices: indices, batchSize: b, semanticNC: c,
                           height: h, width: w, epoch: epoch)
-        for (k, i) in indices.enumerated() {
-            let s = try loadSample(i, epoch: epoch)
+        for (k, (i, s)) in zip(indices, samples).enumerated() {
             precondition(s.width == w && s.height == h, "preprocessing produced \(s.width)x\(s.height)")
             let idx = try labelToIndex(s.labels, labelNC: o.labelNC, containDontcare: o.containDontcareLabel,
                                        path: labelPath(i))
@@ -338,6 +358,10 @@ func listDataset(_ o: DatasetOptions) -> DatasetListing {
     switch o.datasetMode {
     case "synthetic":
         return listing
+    case "cityscapes":
+        listCityscapes(o, into: &listing)
+    case "ade20k":
+        listADE20K(o, into: &listing)
     case "classified_tiles":
         listClassifiedTiles(o, into: &listing)
     default:

@@ -2,12 +2,21 @@ import Foundation
 
 /// The data-related config keys (DESIGN.md §4), named after NVlabs options.
 public struct DatasetOptions: Sendable, Equatable {
-    /// `custom` (NVlabs folders), `classified_tiles` (ArcGIS export) or `synthetic`.
+    /// `custom` (NVlabs folders), `cityscapes` and `ade20k` (the official trees under dataroot),
+    /// `classified_tiles` (ArcGIS export) or `synthetic`.
     public var datasetMode: String = "synthetic"
     public var dataroot: String = ""
-    /// custom: defaults to `dataroot/train_label`; classified_tiles: `dataroot/labels`.
+    /// `train` or `test`: cityscapes and ade20k read their `val` split for test, custom's
+    /// dataroot layout `val_label`, `val_img`, `val_inst` (NVlabs' coco layout).
+    public var phase: String = "train"
+    /// Pair labels and images by sorted position without comparing their names (NVlabs' option).
+    public var noPairingCheck: Bool = false
+    /// ade20k: feed `label - 1` with 0 ("other") as don't-care, as NVlabs' ADE20KDataset.postprocess
+    /// means to; its code never stores the result, so by default the raw ids 0...150 are fed.
+    public var ade20kShiftLabels: Bool = false
+    /// custom: defaults to `dataroot/train_label` (`val_label` for phase test); classified_tiles: `dataroot/labels`.
     public var labelDir: String = ""
-    /// custom: defaults to `dataroot/train_img`; classified_tiles: `dataroot/images`.
+    /// custom: defaults to `dataroot/train_img` (`val_img` for phase test); classified_tiles: `dataroot/images`.
     public var imageDir: String = ""
     /// custom only; required unless `noInstance`. Empty/nil = none (then
     /// `dataroot/train_inst` is used if `noInstance` is false and it exists).
@@ -41,7 +50,8 @@ public struct DatasetOptions: Sendable, Equatable {
 
     public init() {}
 
-    public static let datasetModes = ["custom", "classified_tiles", "synthetic"]
+    public static let datasetModes = ["custom", "cityscapes", "ade20k", "classified_tiles", "synthetic"]
+    public static let phases = ["train", "test"]
     public static let labelEncodings = ["index", "rgb"]
     public static let preprocessModes = ["resize_and_crop", "crop", "scale_width", "scale_width_and_crop",
                                          "scale_shortside", "scale_shortside_and_crop", "fixed", "none"]
@@ -57,19 +67,36 @@ public struct DatasetOptions: Sendable, Equatable {
     /// Label values of one-hot channels (255 -> label_nc when don't-care).
     var oneHotChannels: Int { labelNC + (containDontcareLabel ? 1 : 0) }
 
-    /// Effective directories after defaults.
+    /// The split folders of custom's dataroot layout: `train` or, for phase test, `val`
+    /// (NVlabs' coco dataset: `'val' if phase == 'test' else phase`).
+    var customSplit: String { phase == "test" ? "val" : "train" }
+
+    /// Effective directories after defaults (custom and classified_tiles).
     public var resolvedLabelDir: String {
         if !labelDir.isEmpty { return labelDir }
-        return joinPath(dataroot, datasetMode == "classified_tiles" ? "labels" : "train_label")
+        return joinPath(dataroot, datasetMode == "classified_tiles" ? "labels" : "\(customSplit)_label")
     }
     public var resolvedImageDir: String {
         if !imageDir.isEmpty { return imageDir }
-        return joinPath(dataroot, datasetMode == "classified_tiles" ? "images" : "train_img")
+        return joinPath(dataroot, datasetMode == "classified_tiles" ? "images" : "\(customSplit)_img")
     }
     public var resolvedInstanceDir: String? {
         if noInstance { return nil }
         if let d = instanceDir, !d.isEmpty { return d }
-        return datasetMode == "custom" ? joinPath(dataroot, "train_inst") : nil
+        return datasetMode == "custom" ? joinPath(dataroot, "\(customSplit)_inst") : nil
+    }
+
+    /// Label values as read from a file -> the stored convention of every mode (class ids
+    /// 0..<label_nc, 255 = don't-care). Only ADE20K differs: its annotations store 0 = "other"
+    /// and 1...150 = classes. NVlabs feeds them unshifted (ADE20KDataset.postprocess computes
+    /// `label - 1` into a local variable and drops it), so id 150 lands in the don't-care
+    /// channel label_nc; `ade20k_shift_labels` applies the shift it intended (0 -> don't-care,
+    /// v -> v - 1). Values outside 0...label_nc are left for `labelProblem` to report.
+    public func storedLabelValues(_ values: [Int32]) -> [Int32] {
+        guard datasetMode == "ade20k", containDontcareLabel else { return values }
+        let nc = Int32(labelNC)
+        if ade20kShiftLabels { return values.map { $0 == 0 ? 255 : ($0 <= nc ? $0 - 1 : $0) } }
+        return values.map { $0 == nc ? 255 : $0 }
     }
 
     /// Checks values and combinations; errors name the key (exit 2).
@@ -82,6 +109,7 @@ public struct DatasetOptions: Sendable, Equatable {
         if !Self.preprocessModes.contains(preprocessMode) {
             bad("preprocess_mode", "unknown value '\(preprocessMode)' (expected one of \(Self.preprocessModes.joined(separator: ", ")))")
         }
+        if !Self.phases.contains(phase) { bad("phase", "unknown value '\(phase)' (expected train or test)") }
         if !Self.labelEncodings.contains(labelEncoding) {
             bad("label_encoding", "unknown value '\(labelEncoding)' (expected index or rgb)")
         }
@@ -103,6 +131,13 @@ public struct DatasetOptions: Sendable, Equatable {
                 bad("dataroot", "dataset_mode classified_tiles needs dataroot (the export folder)")
             }
             if !noInstance { bad("no_instance", "classified_tiles has no instance maps: set no_instance: true") }
+        case "cityscapes", "ade20k":
+            if dataroot.isEmpty { bad("dataroot", "dataset_mode \(datasetMode) needs dataroot (the folder of the official download)") }
+            for (key, value) in [("label_dir", labelDir), ("image_dir", imageDir), ("instance_dir", instanceDir ?? "")] where !value.isEmpty {
+                bad(key, "is not used by dataset_mode \(datasetMode), which reads the official tree under dataroot")
+            }
+            if datasetMode == "ade20k" && !noInstance { bad("no_instance", "ADE20K has no instance maps: set no_instance: true") }
+            if labelEncoding != "index" { bad("label_encoding", "dataset_mode \(datasetMode) labels are class ids: use label_encoding: index") }
         case "synthetic":
             if syntheticClasses < 3 || syntheticClasses > SyntheticScenes.classNames.count {
                 bad("synthetic_classes", "must be in 3...\(SyntheticScenes.classNames.count), got \(syntheticClasses)")
@@ -122,6 +157,10 @@ public struct DatasetOptions: Sendable, Equatable {
         if let problem = labelColorsProblem(labelColors) { bad("label_colors", problem) }
         if labelColors.count > oneHotChannels {
             bad("label_colors", "\(labelColors.count) colours for label_nc \(labelNC)\(containDontcareLabel ? " + 1 don't-care" : "")")
+        }
+        if ade20kShiftLabels && datasetMode != "ade20k" { bad("ade20k_shift_labels", "applies to dataset_mode ade20k only") }
+        if ade20kShiftLabels && !containDontcareLabel {
+            bad("ade20k_shift_labels", "makes ADE20K's 0 (\"other\") don't-care: needs contain_dontcare_label: true")
         }
         if maxDatasetSize < 0 { bad("max_dataset_size", "must be >= 0, got \(maxDatasetSize)") }
         if !issues.isEmpty { throw DataError(issues) }

@@ -88,25 +88,47 @@ func planGeometry(width w: Int, height h: Int, options o: DatasetOptions, rng: i
                         cropX: 0, cropY: 0, outWidth: cw, outHeight: ch, flip: flip)
 }
 
-/// Output column/row -> source column/row for nearest sampling (PIL NEAREST:
-/// source = floor((d + 0.5) * in / out)), composed with crop and flip.
-private func nearestMaps(_ p: GeometryPlan) -> (cols: [Int], rows: [Int]) {
-    let sx = Double(p.sourceWidth) / Double(p.resizeWidth)
-    let sy = Double(p.sourceHeight) / Double(p.resizeHeight)
-    let cols = (0..<p.outWidth).map { ox -> Int in
-        let rx = p.cropX + (p.flip ? p.outWidth - 1 - ox : ox)
-        return min(Int((Double(rx) + 0.5) * sx), p.sourceWidth - 1)
+/// How Pillow finds the source pixel of a nearest-neighbour resize (`Image.resize(NEAREST)`),
+/// which NVlabs uses for label and instance maps: for 8-bit, palette and RGB images
+/// (ImagingScaleAffine) the source position `(d + 0.5) * in / out` is accumulated by repeated
+/// addition of `in / out`; for 16-bit images (the generic affine transform) it is computed
+/// for each d. Both truncate; they differ only where a position falls on a pixel edge.
+public enum NearestSampling: Sendable, Equatable {
+    case accumulated
+    case direct
+
+    /// The path Pillow takes for this file.
+    init(_ img: DecodedImage) {
+        if case .u16 = img.pixels, img.channels == 1 { self = .direct } else { self = .accumulated }
     }
-    let rows = (0..<p.outHeight).map { oy -> Int in
-        min(Int((Double(p.cropY + oy) + 0.5) * sy), p.sourceHeight - 1)
+
+    /// Source index of every output index 0..<outSize.
+    func sourceIndices(inSize: Int, outSize: Int) -> [Int] {
+        let scale = Double(inSize) / Double(outSize)
+        var out = [Int](repeating: 0, count: outSize)
+        var position = scale * 0.5
+        for d in 0..<outSize {
+            let p = self == .accumulated ? position : scale * (Double(d) + 0.5)
+            out[d] = min(Int(p), inSize - 1)
+            position += scale
+        }
+        return out
     }
+}
+
+/// Output column/row -> source column/row for nearest sampling, composed with crop and flip.
+private func nearestMaps(_ p: GeometryPlan, sampling: NearestSampling) -> (cols: [Int], rows: [Int]) {
+    let resizedCols = sampling.sourceIndices(inSize: p.sourceWidth, outSize: p.resizeWidth)
+    let resizedRows = sampling.sourceIndices(inSize: p.sourceHeight, outSize: p.resizeHeight)
+    let cols = (0..<p.outWidth).map { ox in resizedCols[p.cropX + (p.flip ? p.outWidth - 1 - ox : ox)] }
+    let rows = (0..<p.outHeight).map { oy in resizedRows[p.cropY + oy] }
     return (cols, rows)
 }
 
 /// Applies the plan to a single-channel integer map (labels, instance ids).
-func transformNearest(_ src: [Int32], plan p: GeometryPlan) -> [Int32] {
+func transformNearest(_ src: [Int32], plan p: GeometryPlan, sampling: NearestSampling = .accumulated) -> [Int32] {
     if p.isIdentity { return src }
-    let (cols, rows) = nearestMaps(p)
+    let (cols, rows) = nearestMaps(p, sampling: sampling)
     var out = [Int32](repeating: 0, count: p.outWidth * p.outHeight)
     src.withUnsafeBufferPointer { s in
         out.withUnsafeMutableBufferPointer { o in
@@ -120,15 +142,17 @@ func transformNearest(_ src: [Int32], plan p: GeometryPlan) -> [Int32] {
     return out
 }
 
-/// Separable resampling weights (Pillow's precompute_coeffs): for output
-/// index d, taps start[d] ..< start[d]+count[d] with weights w[d*stride...].
+/// Pillow's bicubic resampling coefficients (libImaging/Resample.c precompute_coeffs and
+/// normalize_coeffs_8bpc): for output index d, taps start[d] ..< start[d] + count[d] with
+/// fixed-point weights (22 fractional bits) at weights[d * stride ...]. Bicubic a = -0.5,
+/// support widened by the downscale factor (antialiasing).
 struct ResampleCoefficients {
+    static let precisionBits = 22
     var start: [Int]
     var count: [Int]
-    var weights: [Float]
+    var weights: [Int32]
     var stride: Int
 
-    /// Bicubic (a = -0.5) with support widened by the downscale factor (antialias).
     init(inSize: Int, outSize: Int) {
         func cubic(_ x0: Double) -> Double {
             let a = -0.5, x = abs(x0)
@@ -139,92 +163,112 @@ struct ResampleCoefficients {
         let scale = Double(inSize) / Double(outSize)
         let filterScale = max(scale, 1)
         let support = 2.0 * filterScale
+        let inverseFilterScale = 1.0 / filterScale
         stride = Int(ceil(support)) * 2 + 1
         start = [Int](repeating: 0, count: outSize)
         count = [Int](repeating: 0, count: outSize)
-        weights = [Float](repeating: 0, count: outSize * stride)
+        weights = [Int32](repeating: 0, count: outSize * stride)
+        let one = Double(1 << Self.precisionBits)
         for d in 0..<outSize {
             let center = (Double(d) + 0.5) * scale
             let xmin = max(Int(center - support + 0.5), 0)
-            let n = min(min(Int(center + support + 0.5), inSize) - xmin, stride)
+            let n = min(Int(center + support + 0.5), inSize) - xmin
             var k = [Double](repeating: 0, count: n)
             var total = 0.0
             for i in 0..<n {
-                k[i] = cubic((Double(i + xmin) - center + 0.5) / filterScale)
+                k[i] = cubic((Double(i + xmin) - center + 0.5) * inverseFilterScale)
                 total += k[i]
             }
             start[d] = xmin
             count[d] = n
-            for i in 0..<n { weights[d * stride + i] = Float(total != 0 ? k[i] / total : 0) }
+            for i in 0..<n {
+                let w = total != 0 ? k[i] / total : k[i]
+                weights[d * stride + i] = Int32(w < 0 ? -0.5 + w * one : 0.5 + w * one)
+            }
         }
+    }
+
+    /// Pillow's clip8: a fixed-point sum (rounding half already added) as a byte.
+    @inline(__always) static func clip8(_ v: Int32) -> UInt8 {
+        if v >= Int32(1 << (precisionBits + 8)) { return 255 }
+        if v <= 0 { return 0 }
+        return UInt8(v >> Int32(precisionBits))
     }
 }
 
-/// Applies the plan to an RGB image (H*W*3): bicubic resize (computed only
-/// for the cropped window), crop, flip.
+/// Applies the plan to an RGB image (H*W*3): Pillow's bicubic resize (computed only for the
+/// cropped window), crop, flip; bit-identical to NVlabs' PIL transforms (Pillow 13:
+/// ImagingResampleInner runs the vertical pass first when the height shrinks by more than twice
+/// as many pixels as the width, else the horizontal pass first; earlier Pillows always ran the
+/// horizontal pass first, which can differ by a level or two in some pixels).
 func transformImage(_ src: [UInt8], plan p: GeometryPlan) -> [UInt8] {
     if p.isIdentity { return src }
-    let ow = p.outWidth, oh = p.outHeight, sw = p.sourceWidth
-    var out = [UInt8](repeating: 0, count: ow * oh * 3)
-    if !p.resizes {
-        src.withUnsafeBufferPointer { s in
-            out.withUnsafeMutableBufferPointer { o in
-                for oy in 0..<oh {
-                    let srow = (p.cropY + oy) * sw
-                    for ox in 0..<ow {
-                        let sx = p.cropX + (p.flip ? ow - 1 - ox : ox)
-                        let si = (srow + sx) * 3, oi = (oy * ow + ox) * 3
-                        o[oi] = s[si]; o[oi + 1] = s[si + 1]; o[oi + 2] = s[si + 2]
+    let ow = p.outWidth, oh = p.outHeight
+    let colTargets = (0..<ow).map { p.cropX + (p.flip ? ow - 1 - $0 : $0) }   // resized columns
+    let rowTargets = (0..<oh).map { p.cropY + $0 }
+    // A dimension whose size does not change is not resampled (Pillow's need_horizontal / need_vertical).
+    let hc = p.resizeWidth != p.sourceWidth ? ResampleCoefficients(inSize: p.sourceWidth, outSize: p.resizeWidth) : nil
+    let vc = p.resizeHeight != p.sourceHeight ? ResampleCoefficients(inSize: p.sourceHeight, outSize: p.resizeHeight) : nil
+    // The source window the output needs: every output pixel is as in the full resized image.
+    func span(_ c: ResampleCoefficients?, _ targets: [Int]) -> Range<Int> {
+        guard let c else { return targets.min()!..<(targets.max()! + 1) }
+        return targets.map { c.start[$0] }.min()!..<targets.map { c.start[$0] + c.count[$0] }.max()!
+    }
+    let rows = span(vc, rowTargets), cols = span(hc, colTargets)
+    var window = [UInt8](repeating: 0, count: rows.count * cols.count * 3)
+    for (r, y) in rows.enumerated() {
+        let from = (y * p.sourceWidth + cols.lowerBound) * 3
+        window.replaceSubrange((r * cols.count * 3)..<((r + 1) * cols.count * 3), with: src[from..<(from + cols.count * 3)])
+    }
+    let shrinkY = p.sourceHeight - p.resizeHeight, shrinkX = p.sourceWidth - p.resizeWidth
+    if shrinkY > 0 && shrinkY > shrinkX * 2 {
+        let v = resamplePass(window, inCols: cols.count, inRows: rows.count, horizontal: false,
+                             targets: rowTargets, coefficients: vc, offset: rows.lowerBound)
+        return resamplePass(v, inCols: cols.count, inRows: oh, horizontal: true,
+                            targets: colTargets, coefficients: hc, offset: cols.lowerBound)
+    }
+    let h = resamplePass(window, inCols: cols.count, inRows: rows.count, horizontal: true,
+                         targets: colTargets, coefficients: hc, offset: cols.lowerBound)
+    return resamplePass(h, inCols: ow, inRows: rows.count, horizontal: false,
+                        targets: rowTargets, coefficients: vc, offset: rows.lowerBound)
+}
+
+/// One pass of Pillow's 8-bit resampling over RGB bytes (`inRows` x `inCols`, row-major). Along
+/// x (`horizontal`) output column j is resized column `targets[j]`: the fixed-point sum of its
+/// taps (source columns, at input column `source - offset`), rounded and clipped to a byte; rows
+/// are kept. Along y the same with rows. Without coefficients (the dimension keeps its size)
+/// the target is copied.
+private func resamplePass(_ input: [UInt8], inCols: Int, inRows: Int, horizontal: Bool, targets: [Int],
+                          coefficients c: ResampleCoefficients?, offset: Int) -> [UInt8] {
+    let outCols = horizontal ? targets.count : inCols, outRows = horizontal ? inRows : targets.count
+    var out = [UInt8](repeating: 0, count: outCols * outRows * 3)
+    let half = Int32(1 << (ResampleCoefficients.precisionBits - 1))
+    input.withUnsafeBufferPointer { s in
+        out.withUnsafeMutableBufferPointer { o in
+            for (j, t) in targets.enumerated() {
+                // Input pixel (along the axis a, across it b) -> byte offset.
+                let step = horizontal ? 3 : inCols * 3, across = horizontal ? inCols * 3 : 3
+                let outStep = horizontal ? 3 : outCols * 3, outAcross = horizontal ? outCols * 3 : 3
+                let count = horizontal ? inRows : inCols
+                guard let c else {
+                    for b in 0..<count {
+                        for ch in 0..<3 { o[j * outStep + b * outAcross + ch] = s[(t - offset) * step + b * across + ch] }
                     }
+                    continue
                 }
-            }
-        }
-        return out
-    }
-    let hc = ResampleCoefficients(inSize: p.sourceWidth, outSize: p.resizeWidth)
-    let vc = ResampleCoefficients(inSize: p.sourceHeight, outSize: p.resizeHeight)
-    // Source rows needed by the cropped output rows.
-    var yLo = Int.max, yHi = 0
-    for oy in 0..<oh {
-        let r = p.cropY + oy
-        yLo = min(yLo, vc.start[r]); yHi = max(yHi, vc.start[r] + vc.count[r])
-    }
-    // Horizontal pass: tmp[(y - yLo), ox, c] over the cropped (and flipped) columns.
-    var tmp = [Float](repeating: 0, count: (yHi - yLo) * ow * 3)
-    src.withUnsafeBufferPointer { s in
-        hc.weights.withUnsafeBufferPointer { wts in
-            tmp.withUnsafeMutableBufferPointer { t in
-                for ox in 0..<ow {
-                    let rx = p.cropX + (p.flip ? ow - 1 - ox : ox)
-                    let x0 = hc.start[rx], n = hc.count[rx], wb = rx * hc.stride
-                    for y in yLo..<yHi {
-                        var r: Float = 0, g: Float = 0, b: Float = 0
-                        var si = (y * sw + x0) * 3
-                        for k in 0..<n {
-                            let wk = wts[wb + k]
-                            r += wk * Float(s[si]); g += wk * Float(s[si + 1]); b += wk * Float(s[si + 2])
-                            si += 3
-                        }
-                        let ti = ((y - yLo) * ow + ox) * 3
-                        t[ti] = r; t[ti + 1] = g; t[ti + 2] = b
+                let first = c.start[t] - offset, n = c.count[t], wb = t * c.stride
+                for b in 0..<count {
+                    var r = half, g = half, bl = half
+                    var si = first * step + b * across
+                    for k in 0..<n {
+                        let wk = c.weights[wb + k]
+                        r &+= Int32(s[si]) &* wk; g &+= Int32(s[si + 1]) &* wk; bl &+= Int32(s[si + 2]) &* wk
+                        si += step
                     }
-                }
-            }
-        }
-    }
-    // Vertical pass, rounding and clamping to bytes.
-    @inline(__always) func byte(_ v: Float) -> UInt8 { UInt8(max(0, min(255, (v).rounded()))) }
-    tmp.withUnsafeBufferPointer { t in
-        vc.weights.withUnsafeBufferPointer { wts in
-            out.withUnsafeMutableBufferPointer { o in
-                for oy in 0..<oh {
-                    let ry = p.cropY + oy
-                    let y0 = vc.start[ry] - yLo, n = vc.count[ry], wb = ry * vc.stride
-                    for i in 0..<(ow * 3) {
-                        var acc: Float = 0
-                        for k in 0..<n { acc += wts[wb + k] * t[(y0 + k) * ow * 3 + i] }
-                        o[oy * ow * 3 + i] = byte(acc)
-                    }
+                    let oi = j * outStep + b * outAcross
+                    o[oi] = ResampleCoefficients.clip8(r)
+                    o[oi + 1] = ResampleCoefficients.clip8(g)
+                    o[oi + 2] = ResampleCoefficients.clip8(bl)
                 }
             }
         }

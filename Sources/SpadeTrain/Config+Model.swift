@@ -16,6 +16,9 @@ extension TrainConfig {
         var o = DatasetOptions()
         o.datasetMode = dataset_mode
         o.dataroot = dataroot
+        o.phase = phase
+        o.noPairingCheck = no_pairing_check
+        o.ade20kShiftLabels = ade20k_shift_labels
         o.labelDir = label_dir
         o.imageDir = image_dir
         o.instanceDir = instance_dir.isEmpty ? nil : instance_dir

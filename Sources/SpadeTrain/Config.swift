@@ -22,6 +22,9 @@ public struct TrainConfig: Sendable {
     public var contain_dontcare_label = false
     public var no_instance = false
     public var max_dataset_size = 0
+    public var phase = ""
+    public var no_pairing_check = false
+    public var ade20k_shift_labels = false
     public var synthetic_count = 0
     public var synthetic_classes = 0
     public var preprocess_mode = ""
@@ -74,7 +77,8 @@ public struct TrainConfig: Sendable {
     // MARK: loading
 
     /// Defaults, then the YAML file (if any), then `--set key=value` overrides, then validation.
-    public static func load(path: String?, overrides: [String] = []) throws -> TrainConfig {
+    /// `isTrain` false gives NVlabs' test-time defaults (test.py) where they differ.
+    public static func load(path: String?, overrides: [String] = [], isTrain: Bool = true) throws -> TrainConfig {
         var config = TrainConfig()
         if let path {
             guard let data = FileManager.default.contents(atPath: path) else {
@@ -86,7 +90,7 @@ public struct TrainConfig: Sendable {
             try config.apply(yaml: text, source: path)
         }
         for assignment in overrides { try config.apply(assignment: assignment) }
-        config.applyConditionalDefaults()
+        config.applyConditionalDefaults(isTrain: isTrain)
         try config.validate(source: path)
         return config
     }
@@ -200,8 +204,13 @@ public struct TrainConfig: Sendable {
         }
     }
 
-    /// NVlabs: with no_TTUR the Adam defaults become beta1 0.5, beta2 0.999.
-    public mutating func applyConditionalDefaults() {
+    /// Defaults that depend on other keys, for the keys not given explicitly: NVlabs' defaults of
+    /// the dataset mode (`datasetModeDefaults`), and with no_TTUR the Adam betas 0.5, 0.999.
+    public mutating func applyConditionalDefaults(isTrain: Bool = true) {
+        for (key, value) in Self.datasetModeDefaults(mode: dataset_mode, isTrain: isTrain) where !explicitKeys.contains(key) {
+            guard let spec = Self.spec(named: key) else { preconditionFailure("dataset mode default for unknown key \(key)") }
+            setValue(value, for: spec)
+        }
         if no_TTUR {
             if !explicitKeys.contains("beta1") { beta1 = 0.5 }
             if !explicitKeys.contains("beta2") { beta2 = 0.999 }
@@ -364,13 +373,26 @@ public struct TrainConfig: Sendable {
         case "classified_tiles":
             if dataroot.isEmpty { throw fail("dataroot", "required when dataset_mode is classified_tiles (the folder holding images/ and labels/)") }
             if !no_instance { throw fail("no_instance", "must be true: classified_tiles has no instance maps") }
+        case "cityscapes", "ade20k":
+            if dataroot.isEmpty { throw fail("dataroot", "required when dataset_mode is \(dataset_mode) (the folder of the official download)") }
+            if dataset_mode == "ade20k" && !no_instance { throw fail("no_instance", "must be true: ADE20K has no instance maps") }
+            for (key, value) in [("label_dir", label_dir), ("image_dir", image_dir), ("instance_dir", instance_dir)] where !value.isEmpty {
+                throw fail(key, "is not used by dataset_mode \(dataset_mode), which reads the official tree under dataroot")
+            }
         default:
             if !no_instance { throw fail("no_instance", "must be true: synthetic data has no instance maps") }
             if synthetic_classes > label_nc {
                 throw fail("synthetic_classes", "\(synthetic_classes) exceeds label_nc \(label_nc)")
             }
         }
+        if ade20k_shift_labels {
+            if dataset_mode != "ade20k" { throw fail("ade20k_shift_labels", "applies to dataset_mode ade20k only") }
+            if !contain_dontcare_label { throw fail("ade20k_shift_labels", "makes ADE20K's 0 (other) don't-care: needs contain_dontcare_label: true") }
+        }
         if label_encoding == "rgb" {
+            if dataset_mode == "cityscapes" || dataset_mode == "ade20k" {
+                throw fail("label_encoding", "rgb needs colour-coded label files; \(dataset_mode) labels are class ids (use index)")
+            }
             if dataset_mode == "synthetic" {
                 throw fail("label_encoding", "rgb needs label files; synthetic labels are class ids (use index)")
             }

@@ -199,8 +199,8 @@ extension TrainConfig {
              "seed of parameter init, data order, flips and synthetic data"),
 
         // Data
-        .choice("dataset_mode", \.dataset_mode, "synthetic", ["synthetic", "custom", "classified_tiles"], nvlabs: "coco",
-                "data layout: synthetic (generated scenes), custom (NVlabs label_dir/image_dir), classified_tiles (ArcGIS images/ + labels/)"),
+        .choice("dataset_mode", \.dataset_mode, "synthetic", ["synthetic", "custom", "cityscapes", "ade20k", "classified_tiles"], nvlabs: "coco",
+                "data layout: synthetic (generated scenes), custom (NVlabs label_dir/image_dir), cityscapes and ade20k (the official download under dataroot, with NVlabs' defaults for that mode), classified_tiles (ArcGIS images/ + labels/)"),
         .string("dataroot", \.dataroot, "", nvlabs: "./datasets/cityscapes/",
                 "dataset root; classified_tiles reads <dataroot>/images and <dataroot>/labels; custom defaults label_dir, image_dir, instance_dir to <dataroot>/train_label, train_img, train_inst (synth-data's layout)"),
         .string("label_dir", \.label_dir, "", nvlabs: "(required for custom)",
@@ -225,6 +225,12 @@ extension TrainConfig {
             .nvlabs(overrides: .init("true", with: "dataset_mode ade20k")),
         .int("max_dataset_size", \.max_dataset_size, 0, .atLeast(0), nvlabs: "sys.maxsize (no limit)",
              "use only the first N samples in sorted order (0 = all); synthetic: the first N scenes"),
+        .choice("phase", \.phase, "train", ["train", "test"], nvlabs: "train",
+                "which split is read: test reads cityscapes' and ade20k's val split and custom's <dataroot>/val_label, val_img, val_inst (generate --phase sets it)"),
+        .bool("no_pairing_check", \.no_pairing_check, false, nvlabs: "false",
+              "cityscapes, ade20k: pair label maps and images by sorted position without comparing their names"),
+        .bool("ade20k_shift_labels", \.ade20k_shift_labels, false,
+              "ade20k: feed label - 1 with 0 (other) as don't-care, the shift NVlabs' ADE20KDataset.postprocess intends but never stores; false = the raw ids 0...150 NVlabs really feeds (and its pretrained weights expect)"),
         .int("synthetic_count", \.synthetic_count, 128, .atLeast(1),
              "synthetic: number of generated scenes"),
         .int("synthetic_classes", \.synthetic_classes, 8, .atLeast(2),

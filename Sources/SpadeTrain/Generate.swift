@@ -6,15 +6,18 @@ import SpadeDist
 import SpadeNN
 
 /// `spade-dist generate`: the eval-mode generator (running statistics, stored
-/// spectral-norm vectors) over a folder of label maps, one PNG per label file.
+/// spectral-norm vectors) over a folder of label maps, one PNG per label file, or over a whole
+/// split of the config's dataset in NVlabs test.py's layout.
 public enum Generation {
     /// The config stored in a checkpoint (or `configPath` when given) and the loaded generator.
-    public static func loadGenerator(checkpoint path: String, configPath: String?, overrides: [String] = [])
-        throws -> (TrainConfig, SPADEGenerator) {
+    /// `isTrain` false gives the config NVlabs' test-time defaults where they differ (only keys the
+    /// config file does not set; a checkpoint's stored config sets every key).
+    public static func loadGenerator(checkpoint path: String, configPath: String?, overrides: [String] = [],
+                                     isTrain: Bool = true) throws -> (TrainConfig, SPADEGenerator) {
         let file = try Checkpoint.read(path: path)
         var config: TrainConfig
         if let configPath {
-            config = try TrainConfig.load(path: configPath, overrides: overrides)
+            config = try TrainConfig.load(path: configPath, overrides: overrides, isTrain: isTrain)
         } else if let yaml = file.metadata["config"] {
             config = try TrainConfig.parse(yaml: yaml, source: "\(path) (stored config)")
             for o in overrides { try config.apply(assignment: o) }
@@ -62,7 +65,7 @@ public enum Generation {
             }
             return resizeNearest(values, fromHeight: img.height, fromWidth: img.width, toHeight: h, toWidth: w)
         }
-        let raw = try load(labelPath, colors: colors)
+        let raw = config.datasetOptions.storedLabelValues(try load(labelPath, colors: colors))
         if let problem = labelProblem(raw, labelNC: config.label_nc, containDontcare: config.contain_dontcare_label) {
             throw DataError(path: labelPath, problem)
         }
@@ -123,6 +126,86 @@ public enum Generation {
             written += 1
         }
         return written
+    }
+
+    /// `generate --phase`: NVlabs test.py over split `phase` of the config's dataset (its first
+    /// `howMany` samples, or all): `<outDir>/images/{input_label,synthesized_image,real_image}/<name>.png`,
+    /// named after each image file as test.py names them, and index.html (`ResultsPage`). Samples are
+    /// preprocessed as test.py does (no flip; NVlabs' test-time defaults) and the images become bytes
+    /// as its `tensor2im` and `tensor2label` make them. Rank r generates samples r, r + N, ...; rank 0
+    /// checks the whole set first (one line per bad file, exit 2 on every rank) and writes the pages
+    /// once every rank is done. Returns the number of samples this rank wrote.
+    public static func runPhase(checkpoint: String, configPath: String?, overrides: [String], phase: String,
+                                outDir: String, howMany: Int?, comm: Communicator) throws -> Int {
+        let (config, generator) = try loadGenerator(checkpoint: checkpoint, configPath: configPath,
+                                                    overrides: overrides + ["phase=\(phase)"], isTrain: false)
+        guard config.dataset_mode != "synthetic" else {
+            throw ConfigError(key: "dataset_mode", "generate --phase reads a dataset from disk (cityscapes, ade20k, custom or classified_tiles), got synthetic")
+        }
+        var options = config.datasetOptions
+        options.noFlip = true
+        if let howMany, options.maxDatasetSize == 0 || howMany < options.maxDatasetSize { options.maxDatasetSize = howMany }
+        var problem = ""
+        if comm.rank == 0 {
+            problem = checkPhase(options, outDir: outDir)
+        }
+        if comm.size > 1 { problem = broadcastString(comm, problem) }
+        if !problem.isEmpty { throw CollectiveUserError(description: problem) }
+
+        let dataset = try Dataset(options: options)
+        let h = config.imageHeight, w = config.imageWidth
+        let mine = Array(stride(from: comm.rank, to: dataset.count, by: comm.size))
+        let progress = ProgressDisplay(totalSteps: mine.count, startStep: 0, imagesPerStep: 1, rank: comm.rank)
+        for (k, i) in mine.enumerated() {
+            let batch = try dataset.makeBatch(indices: [i], epoch: 0)
+            let ctx = Context()
+            let seg = ctx.arena.tensor(1, config.semanticChannels, h, w)
+            seg.copy(from: batch.semantics)
+            let fake = generator.forward(seg, mode: .eval, ctx).toArray()
+            let visuals = [nvlabsColorizedLabels(batch.labels, labelNC: config.label_nc),
+                           nvlabsImageBytes(fake, index: 0, height: h, width: w),
+                           nvlabsImageBytes(batch.image, index: 0, height: h, width: w)]
+            for (visual, pixels) in zip(ResultsPage.visuals, visuals) {
+                try writePNG(path: outDir + "/" + ResultsPage.imagePath(visual: visual, name: dataset.name(i)),
+                             width: w, height: h, channels: 3, pixels: pixels)
+            }
+            progress.update(done: k + 1, unit: "image")
+        }
+        progress.finish()
+        comm.barrier()
+        if comm.rank == 0 {
+            let title = "Experiment = \(config.name), Phase = \(phase), Checkpoint = \((checkpoint as NSString).lastPathComponent)"
+            for page in ResultsPage.pages(title: title, names: (0..<dataset.count).map(dataset.name), width: w) {
+                try AtomicFile.write(page.html, to: outDir + "/" + page.file)
+            }
+        }
+        return mine.count
+    }
+
+    /// Rank 0's check before `runPhase` writes anything: the pre-scan of the split, results that
+    /// would overwrite each other (two images with the same file name), and the output folders.
+    /// Returns the problem lines ("" = none).
+    static func checkPhase(_ options: DatasetOptions, outDir: String) -> String {
+        var issues = prescan(options, threads: ProcessInfo.processInfo.activeProcessorCount)
+        if issues.isEmpty, let dataset = try? Dataset(options: options) {
+            var first: [String: String] = [:]
+            for (i, f) in dataset.files.enumerated() {
+                if let other = first[dataset.name(i)] {
+                    issues.append(DataIssue(path: f.image, problem: "has the same file name as \(other): their results would overwrite each other"))
+                }
+                first[dataset.name(i)] = f.image
+            }
+        }
+        if issues.isEmpty {
+            do {
+                for visual in ResultsPage.visuals {
+                    try FileManager.default.createDirectory(atPath: outDir + "/images/" + visual, withIntermediateDirectories: true)
+                }
+            } catch {
+                issues.append(DataIssue(path: outDir, problem: "cannot create the output folders: \(error.localizedDescription)"))
+            }
+        }
+        return formatIssues(issues)
     }
 
     /// Mean re-segmentation pixel accuracy of the eval-mode generator on `count` synthetic

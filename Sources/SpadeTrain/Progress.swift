@@ -51,24 +51,40 @@ public final class ProgressDisplay {
 
     /// Reports that `step` generator steps are done; prints if due.
     public func update(step: Int, epoch: Int, lossD: Float, lossG: Float) {
+        report(done: step) { rate, eta in
+            Self.line(step: step, total: totalSteps, itPerSec: rate, imagesPerSec: rate * Double(imagesPerStep),
+                      eta: eta, epoch: epoch, lossD: lossD, lossG: lossG)
+        }
+    }
+
+    /// Reports that `done` of `totalSteps` items of another job (e.g. images generated) are done:
+    /// `image 12/250 (4%) | 3.21 image/s | ETA 1m05s`.
+    public func update(done: Int, unit: String) {
+        report(done: done) { rate, eta in
+            let pct = totalSteps > 0 ? min(100, done * 100 / totalSteps) : 100
+            return "\(unit) \(done)/\(totalSteps) (\(pct)%) | \(Self.rate(rate)) \(unit)/s | ETA " + (eta.map(Self.duration) ?? "?")
+        }
+    }
+
+    /// Updates the rate window with `done` and prints `line(rate, eta)` if due.
+    private func report(done: Int, line makeLine: (Double, Double?) -> String) {
         guard enabled else { return }
         let now = clock()
-        window.append((now, step))
+        window.append((now, done))
         while window.count > 2 && now - window[1].time >= Self.rateWindowSeconds { window.removeFirst() }
         let first = window[0]
         let dt = now - first.time
-        let rate = dt > 0 ? Double(step - first.step) / dt : 0
-        let eta = rate > 0 ? Double(max(0, totalSteps - step)) / rate : nil
-        let line = Self.line(step: step, total: totalSteps, itPerSec: rate, imagesPerSec: rate * Double(imagesPerStep),
-                             eta: eta, epoch: epoch, lossD: lossD, lossG: lossG)
+        let rate = dt > 0 ? Double(done - first.step) / dt : 0
+        let eta = rate > 0 ? Double(max(0, totalSteps - done)) / rate : nil
+        let line = makeLine(rate, eta)
         lastLine = line
         if isTTY {
-            guard now - lastPrint >= 0.1 || step >= totalSteps else { return }   // at most 10 refreshes/s
+            guard now - lastPrint >= 0.1 || done >= totalSteps else { return }   // at most 10 refreshes/s
             output("\r\u{1B}[2K" + line)
             lastPrint = now
         } else {
-            let dueBySteps = everySteps > 0 && step % everySteps == 0
-            guard dueBySteps || now - lastPrint >= everySeconds || step >= totalSteps else { return }
+            let dueBySteps = everySteps > 0 && done % everySteps == 0
+            guard dueBySteps || now - lastPrint >= everySeconds || done >= totalSteps else { return }
             output("[" + Self.clockTime(now - startTime) + "] " + line + "\n")
             lastPrint = now
         }

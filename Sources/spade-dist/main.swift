@@ -132,27 +132,47 @@ struct Train: ParsableCommand {
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Eval-mode generator over a folder of label PNGs; writes <out>/<label stem>.png.")
+        abstract: "Eval-mode generator over a folder of label PNGs (--labels) or a whole split of the config's dataset (--phase).",
+        discussion: """
+            --labels DIR writes <out>/<label stem>.png. --phase train|test runs NVlabs test.py over that split
+            of the dataset the config describes (test = Cityscapes' and ADE20K's val folders) and writes its layout:
+            <out>/images/input_label/<name>.png, images/synthesized_image/<name>.png, images/real_image/<name>.png
+            (name = the image file's stem) and <out>/index.html. Under mpirun the ranks split the set.
+            """)
 
     @Option(help: "Checkpoint (safetensors with netG.*).") var checkpoint: String
     @Option(help: "Folder of label maps, encoded as in training (class ids, or colours with label_encoding rgb).")
-    var labels: String
-    @Option(help: "Folder of instance maps with the same file names (models trained with instances).") var instances: String?
+    var labels: String?
+    @Option(help: "Folder of instance maps with the same file names (with --labels, for models trained with instances).")
+    var instances: String?
+    @Option(help: ArgumentHelp("Generate a whole split of the config's dataset, in NVlabs test.py's layout.", valueName: "train|test"))
+    var phase: String?
     @Option(help: "Output folder.") var out: String
-    @Option(help: "Generate only the first N label files in sorted order (NVlabs' how_many). Default: all.")
+    @Option(help: "Generate only the first N samples in sorted order (NVlabs' how_many). Default: all.")
     var howMany: Int?
     @OptionGroup var configOptions: ConfigOptions
 
     func validate() throws {
         if let howMany, howMany < 1 { throw ValidationError("--how-many must be >= 1, got \(howMany)") }
+        if (labels == nil) == (phase == nil) { throw ValidationError("give either --labels DIR or --phase train|test") }
+        if let phase, !["train", "test"].contains(phase) { throw ValidationError("--phase must be train or test, got '\(phase)'") }
+        if instances != nil && labels == nil { throw ValidationError("--instances goes with --labels") }
     }
 
     func run() throws {
         try runOnAllRanks { comm in
-            let n = try Generation.run(checkpoint: checkpoint, labelsDir: labels, instancesDir: instances, outDir: out,
-                                       configPath: configOptions.config, overrides: configOptions.overrides,
-                                       howMany: howMany, comm: comm)
-            print("spade-dist: rank \(comm.rank) wrote \(n) images to \(out)")
+            if let phase {
+                let n = try Generation.runPhase(checkpoint: checkpoint, configPath: configOptions.config,
+                                                overrides: configOptions.overrides, phase: phase, outDir: out,
+                                                howMany: howMany, comm: comm)
+                print("spade-dist: rank \(comm.rank) wrote the images of \(n) samples to \(out)/images")
+                if comm.rank == 0 { print("spade-dist: wrote \(out)/index.html") }
+            } else if let labels {
+                let n = try Generation.run(checkpoint: checkpoint, labelsDir: labels, instancesDir: instances, outDir: out,
+                                           configPath: configOptions.config, overrides: configOptions.overrides,
+                                           howMany: howMany, comm: comm)
+                print("spade-dist: rank \(comm.rank) wrote \(n) images to \(out)")
+            }
         }
     }
 }

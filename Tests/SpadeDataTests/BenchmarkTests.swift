@@ -29,4 +29,14 @@ final class BenchmarkTests: XCTestCase {
         o.preprocessMode = "resize_and_crop"
         print(try benchmarkPrefetch(options: o, batchSize: 4, steps: 20, computeSeconds: 0.25))
     }
+
+    /// The Cityscapes-sized pre-scan of README.md (SPADE_DATA_BENCH=1); a small tree otherwise.
+    func testCityscapesPrescanBenchmark() throws {
+        let full = ProcessInfo.processInfo.environment["SPADE_DATA_BENCH"] != nil
+        let b = try benchmarkCityscapesPrescan(train: full ? 2975 : 40, val: full ? 500 : 7)
+        XCTAssertEqual(b.pairs, full ? 3475 : 47)
+        XCTAssertEqual(b.files, b.pairs * 5)
+        XCTAssertGreaterThan(b.prescanSeconds, 0)
+        print(b)
+    }
 }

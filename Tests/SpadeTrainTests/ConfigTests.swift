@@ -104,7 +104,7 @@ final class ConfigTests: XCTestCase {
         XCTAssert(configError { _ = try TrainConfig.parse(yaml: "ngf: [1,", source: "config.yaml") }
             .hasPrefix("config.yaml: not valid YAML"))
         XCTAssertEqual(configError { _ = try TrainConfig.parse(yaml: "dataset_mode: coco", source: "config.yaml") },
-                       "config.yaml:1: key 'dataset_mode': 'coco' is not supported (must be one of 'synthetic', 'custom', 'classified_tiles')")
+                       "config.yaml:1: key 'dataset_mode': 'coco' is not supported (must be one of 'synthetic', 'custom', 'cityscapes', 'ade20k', 'classified_tiles')")
         let normG = configError { _ = try TrainConfig.parse(yaml: "norm_G: spectralspadeinstance3x3", source: "config.yaml") }
         XCTAssert(normG.hasPrefix("config.yaml:1: key 'norm_G': 'spectralspadeinstance3x3' is not supported (must be one of 'spectralspadesyncbatch3x3', 'spectralspadebatch3x3'): spade-dist implements only"), normG)
         XCTAssert(configError { _ = try TrainConfig.parse(yaml: "norm_D: spectralbatch") }.contains("key 'norm_D': 'spectralbatch' is not supported (must be 'spectralinstance')"))

@@ -84,9 +84,11 @@ final class PresetTests: XCTestCase {
         // NVlabs model sizes, so NVlabs weights convert and load (spade_hidden: NVlabs hard-codes 128).
         for c in [city, ade, coco] {
             XCTAssertEqual([c.ngf, c.ndf, c.spade_hidden, c.n_layers_D, c.num_D], [64, 64, 128, 4, 2], c.name)
-            XCTAssertEqual(c.dataset_mode, "custom", c.name)
             XCTAssertEqual(c.steps, 0, "\(c.name): length in NVlabs epochs")
         }
+        // Cityscapes and ADE20K are read in their official layouts; COCO-Stuff's NVlabs layout is custom's.
+        XCTAssertEqual([city.dataset_mode, ade.dataset_mode, coco.dataset_mode], ["cityscapes", "ade20k", "custom"])
+        XCTAssertFalse(ade.ade20k_shift_labels, "NVlabs feeds ADE20K's raw ids")
     }
 
     func testLandcoverIsTheSeedBlogSetting() throws {
