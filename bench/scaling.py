@@ -9,7 +9,7 @@ of the wire rate a transfer gets through TCP), w = 2 for bfloat16 gradients on t
   gradients in the reduce-scatter, overlapped with backward, and (N-1)/N of the parameters in
   the all-gather after the update, never hidden:
     t_rs = (N-1)/N x S x w/4 / (e B) + (N-1) x latency x buckets
-    t_ag = (N-1)/N x S / (e B) + (N-1) x latency x buckets
+    t_ag = (N-1)/N x S / (e B) + (N-1) x latency             (all buckets issued at once)
     t_step = t_compute + (1 - hidden_hier) x t_rs + t_ag
   flat (gradient_transport mpi): OpenMPI's all-reduce of S, measured alone (t_allreduce):
     t_step = t_compute + (1 - hidden_flat) x t_allreduce
@@ -52,8 +52,9 @@ BUCKETS = 24         # 4 MiB buckets of G and D per step at ~100 M parameters
 def hierarchical(nodes, grad_bytes, wire, rate, efficiency, latency, buckets):
     """(t_rs, t_ag) in seconds."""
     share = (nodes - 1) / nodes * grad_bytes / (efficiency * rate)
-    lat = (nodes - 1) * latency * buckets
-    return share * wire / 4 + lat, share + lat
+    # The reduce-scatters start one by one as backward finishes buckets; the all-gathers are
+    # issued together after the update, so their latencies overlap.
+    return share * wire / 4 + (nodes - 1) * latency * buckets, share + (nodes - 1) * latency
 
 
 def validate(results_path, params):
