@@ -36,20 +36,11 @@ public struct ResultsPage: Sendable {
                 q == p ? "<b>\(q)</b>" : "<a href=\"\(pageFile(q))\">\(q)</a>"
             }.joined(separator: " ") + "</p>\n"
         }
-        var h = """
-            <!DOCTYPE html>
-            <html xmlns="http://www.w3.org/1999/xhtml" lang="en">
-            <head>
-            <meta charset="utf-8" />
-            <title>\(e(title))</title>
-            <style>
-            body { font-family: sans-serif; margin: 1em; }
+        var h = SamplesPage.documentStart(title: title, style: """
             td { text-align: center; vertical-align: top; padding: 2px 4px; }
             img { width: \(width)px; image-rendering: pixelated; }
-            </style>
-            </head>
-            <body>
-            <h1>\(e(title))</h1>
+            """)
+        h += """
             <p>samples \(total == 0 ? 0 : first + 1)-\(first + names.count) of \(total): \(visuals.joined(separator: " | "))</p>
 
             """

@@ -43,24 +43,12 @@ public struct SamplesPage: Sendable {
     /// The page (XHTML-compatible HTML5): curves first, then samples in the order given.
     public static func html(title: String, sampleSteps: [Int], metrics: [MetricsRecord],
                             evalAccuracy: [Int: Float] = [:]) -> String {
-        var h = """
-            <!DOCTYPE html>
-            <html xmlns="http://www.w3.org/1999/xhtml" lang="en">
-            <head>
-            <meta charset="utf-8" />
-            <title>\(escape(title))</title>
-            <style>
-            body { font-family: sans-serif; margin: 1em; }
+        var h = documentStart(title: title, style: """
             .charts { display: flex; flex-wrap: wrap; gap: 8px; }
             figure { margin: 0 0 1.5em 0; }
             img { image-rendering: pixelated; max-width: 100%; }
             svg text { font-size: 10px; font-family: sans-serif; }
-            </style>
-            </head>
-            <body>
-            <h1>\(escape(title))</h1>
-
-            """
+            """)
         if let last = metrics.last {
             h += "<p>step \(last.step), epoch \(last.epoch); \(sampleSteps.count) sample grid\(sampleSteps.count == 1 ? "" : "s"). Each grid: label | generated | real.</p>\n"
         }
@@ -132,6 +120,26 @@ public struct SamplesPage: Sendable {
     }
 
     /// HTML text escaping.
+    /// An XHTML-compatible HTML5 page up to its heading: `title`, and `style` rules after the
+    /// shared body rule. Both pages of a run (this one and ResultsPage) start alike.
+    static func documentStart(title: String, style: String) -> String {
+        """
+        <!DOCTYPE html>
+        <html xmlns="http://www.w3.org/1999/xhtml" lang="en">
+        <head>
+        <meta charset="utf-8" />
+        <title>\(escape(title))</title>
+        <style>
+        body { font-family: sans-serif; margin: 1em; }
+        \(style)
+        </style>
+        </head>
+        <body>
+        <h1>\(escape(title))</h1>
+
+        """
+    }
+
     static func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
