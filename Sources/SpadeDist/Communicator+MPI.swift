@@ -252,7 +252,7 @@ public final class MPICommunicator: Communicator {
         guard size > 1, watchdog.current == nil else { return }
         var name = [CChar](repeating: 0, count: 256)
         gethostname(&name, name.count - 1)
-        let hosts = allGatherStrings(String(cString: name))
+        let hosts = allGatherStrings(String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         watchdog.current = StallWatchdog(world: comm, rank: rank, size: size, hosts: hosts, timeoutSeconds: timeoutSeconds)
     }
 
