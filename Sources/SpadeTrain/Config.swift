@@ -95,10 +95,12 @@ public struct TrainConfig: Sendable {
         return config
     }
 
-    /// Parses a YAML mapping of keys over the defaults and validates it (e.g. a checkpoint's config).
-    public static func parse(yaml: String, source: String = "config.yaml") throws -> TrainConfig {
+    /// Parses a YAML mapping of keys over the defaults, then `overrides`, and validates the result
+    /// (e.g. a checkpoint's config with `generate --set`).
+    public static func parse(yaml: String, source: String = "config.yaml", overrides: [String] = []) throws -> TrainConfig {
         var config = TrainConfig()
         try config.apply(yaml: yaml, source: source)
+        for assignment in overrides { try config.apply(assignment: assignment) }
         config.applyConditionalDefaults()
         try config.validate(source: source)
         return config

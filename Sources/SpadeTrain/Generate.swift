@@ -19,8 +19,7 @@ public enum Generation {
         if let configPath {
             config = try TrainConfig.load(path: configPath, overrides: overrides, isTrain: isTrain)
         } else if let yaml = file.metadata["config"] {
-            config = try TrainConfig.parse(yaml: yaml, source: "\(path) (stored config)")
-            for o in overrides { try config.apply(assignment: o) }
+            config = try TrainConfig.parse(yaml: yaml, source: "\(path) (stored config)", overrides: overrides)
         } else {
             throw CheckpointError(path: path, "holds no config (not written by spade-dist); pass --config")
         }

@@ -112,4 +112,26 @@ final class GenerateTests: XCTestCase {
         try Self.tinyConfig.write(toFile: cfg, atomically: true, encoding: .utf8)
         try checkGenerate(checkpoint: ck, extraArgs: ["--config", cfg], in: dir)
     }
+
+    /// `--set` over a checkpoint's stored config is validated like any config before any work:
+    /// a crop the model cannot take (not a multiple of 32, or beyond the stored load_size) is one
+    /// line naming the key, exit 2, nothing written (it used to index out of bounds: SIGILL).
+    func testOverridesOfTheStoredConfigAreValidated() throws {
+        let dir = try CLI.tempDir("generate-set")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var file = try fixtureGenerator()
+        file.metadata["config"] = Self.tinyConfig
+        let ck = dir + "/fixture.safetensors"
+        XCTAssert(FileManager.default.createFile(atPath: ck, contents: Data(file.serialized())))
+        for (assignment, key) in [("crop_size=48", "crop_size"), ("crop_size=96", "load_size")] {
+            let out = dir + "/out-" + assignment
+            let r = try E2E.run(["generate", "--checkpoint", ck, "--labels", Fixtures.directory + "/tiny_data/labels",
+                                 "--out", out, "--set", assignment])
+            XCTAssertEqual(r.status, 2, "\(assignment): \(r.output)")
+            let lines = r.stderr.split(separator: "\n")
+            XCTAssertEqual(lines.count, 1, "\(assignment): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("key '\(key)'"), "\(assignment): \(r.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(assignment): output written")
+        }
+    }
 }
