@@ -186,6 +186,10 @@ struct Eval: ParsableCommand {
     @Option(help: "Number of held-out synthetic scenes.") var count = 16
     @OptionGroup var configOptions: ConfigOptions
 
+    func validate() throws {
+        if count < 1 { throw ValidationError("--count must be >= 1, got \(count)") }
+    }
+
     func run() throws {
         try reportingErrors {
             let (config, generator) = try Generation.loadGenerator(checkpoint: checkpoint, configPath: configOptions.config,
@@ -209,6 +213,13 @@ struct SynthData: ParsableCommand {
     @Option(help: "Image width and height.") var size = 64
     @Option(help: "Number of classes (at most 8: sky, water, grass, trees, sand, road, building, rock).") var classes = 8
     @Option(help: "Seed.") var seed: UInt64 = 0
+
+    func validate() throws {
+        if count < 1 { throw ValidationError("--count must be >= 1, got \(count)") }
+        if size < 1 { throw ValidationError("--size must be >= 1, got \(size)") }
+        let most = SyntheticScenes.classNames.count
+        if !(3...most).contains(classes) { throw ValidationError("--classes must be in 3...\(most), got \(classes)") }
+    }
 
     func run() throws {
         try reportingErrors {
@@ -239,6 +250,7 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         guard ["conv", "step", "data"].contains(what) else { throw ValidationError("unknown benchmark '\(what)' (conv, step, data)") }
+        if repeats < 1 { throw ValidationError("--repeats must be >= 1, got \(repeats)") }
     }
 
     func run() throws {
