@@ -16,6 +16,8 @@ public final class PrefetchingLoader: @unchecked Sendable {
     public private(set) var totalWaitSeconds: Double = 0
     /// Batches returned so far.
     public private(set) var batchesReturned = 0
+    /// Batches decoded and waiting for `next()` (at most `depth`).
+    public var readyCount: Int { state.count }
 
     private let state: LoaderState
 
@@ -70,6 +72,11 @@ final class LoaderState: @unchecked Sendable {
     let depth: Int
 
     init(depth: Int) { self.depth = depth }
+
+    var count: Int {
+        cond.lock(); defer { cond.unlock() }
+        return queue.count
+    }
 
     func stop() {
         cond.lock(); stopped = true; cond.broadcast(); cond.unlock()
