@@ -51,6 +51,7 @@ public struct TrainConfig: Sendable {
     public var d_steps_per_g = 0
     public var steps = 0
     public var on_nonfinite = ""
+    public var max_skipped_steps = 0
     public var log_every = 0
     public var sample_every = 0
     public var num_samples = 0
@@ -76,6 +77,10 @@ public struct TrainConfig: Sendable {
     public static func load(path: String?, overrides: [String] = []) throws -> TrainConfig {
         var config = TrainConfig()
         if let path {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw ConfigError(source: path, "is a directory, not a config file")
+            }
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ConfigError(source: path, "cannot read the config file")
             }

@@ -105,7 +105,10 @@ public final class Trainer {
         let globalBatch = config.batchSize * comm.size
         var problem: String? = nil
         if comm.rank == 0 {
-            do { try validateDataset(dataOptions, globalBatch: globalBatch) } catch { problem = "\(error)" }
+            do {
+                try validateDataset(dataOptions, globalBatch: globalBatch)
+                if options.steps != 0 { try Self.checkWritable(runDirectory: config.runDirectory) }
+            } catch { problem = "\(error)" }
         }
         if comm.size > 1 {
             let text = broadcastString(comm, problem ?? "")
@@ -128,6 +131,22 @@ public final class Trainer {
         totalSteps = options.steps ?? config.totalSteps(stepsPerEpoch: max(1, steps / max(config.d_steps_per_g, 1)))
         try initializeState()
         sync.shareOptimizerState(iteration)
+    }
+
+    /// Before any work, without creating anything: the run directory, or the nearest folder above
+    /// it that exists, must be a directory rank 0 can write (not a file, not a read-only mount).
+    static func checkWritable(runDirectory path: String) throws {
+        var existing = path
+        while !FileManager.default.fileExists(atPath: existing) && AtomicFile.directory(of: existing) != existing {
+            existing = AtomicFile.directory(of: existing)
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: existing, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw RunDirectoryError(description: "\(existing): not a directory (run_dir \(path))")
+        }
+        guard access(existing, W_OK) == 0 else {
+            throw RunDirectoryError(description: "\(existing): cannot write here: \(String(cString: strerror(errno))) (run_dir \(path))")
+        }
     }
 
     func describeModel() -> String {
