@@ -153,6 +153,9 @@ extension BadInputCLITests {
             ("toplist.yaml", "- ngf\n- 8\n", ["expected a mapping"]),
             ("twice.yaml", "ngf: 8\nndf: 8\nngf: 16\n", ["twice.yaml:3", "'ngf'", "given twice"]),
             ("nested.yaml", "lr:\n  value: 0.1\n", ["nested.yaml:1", "'lr'", "mapping"]),
+            ("deep.yaml", "label_colors: " + String(repeating: "[", count: 30000) + String(repeating: "]", count: 30000),
+             ["deep.yaml:1", "'label_colors'"]),
+            ("huge.yaml", "name: " + String(repeating: "x", count: 70000), ["70006 bytes of YAML", "at most 64 KiB"]),
         ]
         for (name, text, mentions) in cases {
             let path = try writeFile(name, text)
