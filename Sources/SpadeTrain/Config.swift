@@ -117,10 +117,11 @@ public struct TrainConfig: Sendable {
     /// Largest YAML document (config file, `--set` value, a checkpoint's config) accepted.
     public static let maxYAMLBytes = 64 << 10
 
-    /// Composes `text` and hands its root to `body`, both on a thread with a 512 MiB stack.
-    /// Yams composes nested nodes recursively (and Swift releases them recursively): 2 KiB of
-    /// `{` overflowed the main thread's stack (found by fuzz/run.sh config). Each byte opens at
-    /// most one level, so with `maxYAMLBytes` that stack always suffices; a config is far smaller.
+    /// Composes `text` and hands its root to `body`. Yams composes nested nodes recursively (and
+    /// Swift releases them recursively): 2 KiB of `{` overflowed the main thread's stack (found by
+    /// fuzz/run.sh config). Every level of YAML nesting takes one of `[ { - : ?`, so a document
+    /// with few of them (any real config) is composed here; others on a thread with a 512 MiB
+    /// stack, which holds `maxYAMLBytes` levels.
     static func withComposedYAML(_ text: String, source: String, invalid: @escaping @Sendable (Error) -> ConfigError,
                                  _ body: @escaping (Node?) throws -> Void) throws {
         let bytes = text.utf8.count
@@ -132,6 +133,8 @@ public struct TrainConfig: Sendable {
             do { root = try Yams.compose(yaml: text) } catch { throw invalid(error) }
             try body(root)
         }
+        let nestingMarks = text.utf8.reduce(0) { n, c in n + (c == 0x5B || c == 0x7B || c == 0x2D || c == 0x3A || c == 0x3F ? 1 : 0) }
+        guard nestingMarks > 1000 else { return try job.body() }
         let thread = Thread { job.run() }
         thread.stackSize = 512 << 20
         thread.start()
