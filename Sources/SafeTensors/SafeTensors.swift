@@ -58,15 +58,25 @@ public struct TensorRecord: Sendable, Equatable {
         }
     }
 
-    /// The values as Int64 (integer dtypes exact; floats truncated).
+    /// The values as Int64 (integer dtypes exact; floats truncated toward zero and clamped to
+    /// Int64's range, NaN as 0, so that no value in a file can trap the conversion).
     public var int64s: [Int64] {
         switch dtype {
         case .i64: return bytes.withUnsafeBytes { Array($0.bindMemory(to: Int64.self)) }
         case .i32: return bytes.withUnsafeBytes { $0.bindMemory(to: Int32.self).map { Int64($0) } }
         case .u8: return bytes.map { Int64($0) }
-        case .f32, .f64: return floats.map { Int64($0) }
+        case .f32: return bytes.withUnsafeBytes { $0.bindMemory(to: Float.self).map { clampedInt64(Double($0)) } }
+        case .f64: return bytes.withUnsafeBytes { $0.bindMemory(to: Double.self).map(clampedInt64) }
         }
     }
+}
+
+/// `x` truncated toward zero and clamped to Int64's range; NaN is 0.
+private func clampedInt64(_ x: Double) -> Int64 {
+    if x.isNaN { return 0 }
+    if x >= 0x1p63 { return .max }
+    if x <= -0x1p63 { return .min }
+    return Int64(x)
 }
 
 /// Why a safetensors file could not be read.
@@ -151,16 +161,17 @@ public struct SafeTensorsFile: Sendable {
             guard let begin = (offsAny[0] as? NSNumber)?.intValue, let end = (offsAny[1] as? NSNumber)?.intValue,
                   begin >= 0, end >= begin, end <= dataSize
             else { throw fail("tensor '\(name)' has data offsets outside the file") }
-            var count = 1
+            // The byte size of the shape, in checked arithmetic: a hostile shape must not trap.
+            var size = dtype.byteSize
             for d in shape {
-                let (p, overflow) = count.multipliedReportingOverflow(by: d)
-                guard !overflow else { throw fail("tensor '\(name)' shape overflows") }
-                count = p
+                let (p, overflow) = size.multipliedReportingOverflow(by: d)
+                guard !overflow else { throw fail("tensor '\(name)' has shape \(shape), too large for any file") }
+                size = p
             }
-            guard end - begin == count * dtype.byteSize else {
-                throw fail("tensor '\(name)' holds \(end - begin) bytes, its shape \(shape) needs \(count * dtype.byteSize)")
+            guard end - begin == size else {
+                throw fail("tensor '\(name)' holds \(end - begin) bytes, its shape \(shape) needs \(size)")
             }
-            ranges.append((begin, end, name))
+            if end > begin { ranges.append((begin, end, name)) }   // an empty tensor overlaps nothing
             file.tensors[name] = TensorRecord(dtype: dtype, shape: shape,
                                               bytes: Array(buf[(headerEnd + begin)..<(headerEnd + end)]))
         }

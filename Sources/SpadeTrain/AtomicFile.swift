@@ -32,14 +32,15 @@ public enum AtomicFile {
         let dir = directory(of: path)
         let base = (path as NSString).lastPathComponent
         let temp = dir + "/" + temporaryPrefix + base + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+        // Errors name `path` (what the user knows), not the temporary file, which is removed.
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw FileError.posix(temp, "creating a temporary file") }
+        guard fd >= 0 else { throw FileError.posix(path, "creating a temporary file next to it") }
         var ok = false
         defer { if !ok { unlink(temp) } }
         do {
             defer { close(fd) }
-            try writeAll(fd, bytes, path: temp)
-            guard fsync(fd) == 0 else { throw FileError.posix(temp, "fsync") }
+            try writeAll(fd, bytes, path: path)
+            guard fsync(fd) == 0 else { throw FileError.posix(path, "fsync") }
         }
         guard rename(temp, path) == 0 else { throw FileError.posix(path, "rename from \(temp)") }
         ok = true
@@ -72,12 +73,25 @@ public enum AtomicFile {
         guard fsync(fd) == 0 else { throw FileError.posix(dir, "fsync of the directory") }
     }
 
-    /// Creates `dir` and its parents if missing.
+    /// Creates `dir` and its parents if missing (errors with the system's reason, e.g. a read-only file system).
     public static func createDirectory(_ dir: String) throws {
-        do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        } catch {
-            throw FileError(path: dir, reason: "cannot create the directory: \(error.localizedDescription)")
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw FileError(path: dir, reason: "exists and is not a directory") }
+            return
+        }
+        let parent = directory(of: dir)
+        if parent != dir && parent != "/" { try createDirectory(parent) }
+        guard mkdir(dir, 0o755) == 0 || errno == EEXIST else { throw FileError.posix(dir, "creating the directory") }
+    }
+
+    /// Appends `bytes` to the file open at `fd` (O_APPEND) whole or not at all: a failed write
+    /// (e.g. a full disk) is cut off again, so the file never ends in a torn record.
+    public static func append(_ bytes: [UInt8], to fd: Int32, path: String) throws {
+        let end = lseek(fd, 0, SEEK_END)
+        do { try writeAll(fd, bytes, path: path) } catch {
+            if end >= 0 { _ = ftruncate(fd, end) }
+            throw error
         }
     }
 

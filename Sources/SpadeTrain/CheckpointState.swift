@@ -104,16 +104,17 @@ public enum Checkpoint {
         for name in state.counterNames {
             // NVlabs checkpoints may lack num_batches_tracked (older torch); it has no numerical effect.
             guard let t = file[prefix + name] else { continue }
-            guard t.count == 1, t.dtype == .i64 || t.dtype == .i32 else {
-                throw CheckpointError(path: path, "tensor '\(prefix + name)' must be an integer scalar")
+            guard t.count == 1, t.dtype == .i64 || t.dtype == .i32, plausibleCount(t.int64s[0]) else {
+                throw CheckpointError(path: path, "tensor '\(prefix + name)' must be an integer scalar in 0 ..< 2^53")
             }
             _ = state.setCounter(named: name, t.int64s[0])
         }
     }
 
     static func loadAdam(_ file: SafeTensorsFile, path: String, prefix: String, state: ModelState, adam: Adam) throws {
-        guard let step = file[prefix + "step"], step.count == 1, step.dtype == .i64 || step.dtype == .f32 else {
-            throw CheckpointError(path: path, "tensor '\(prefix)step' is missing or not a scalar")
+        guard let step = file[prefix + "step"], step.count == 1, step.dtype == .i64 || step.dtype == .f32,
+              plausibleCount(step.int64s[0]) else {
+            throw CheckpointError(path: path, "tensor '\(prefix)step' is missing or not a scalar in 0 ..< 2^53")
         }
         for p in state.params {
             for (suffix, dst) in [("exp_avg", adam.expAvg), ("exp_avg_sq", adam.expAvgSq)] {
@@ -140,14 +141,27 @@ public enum Checkpoint {
         }
     }
 
+    /// The N of `spade-dist/N`, nil for any other format string.
+    static func formatVersion(_ format: String) -> Int? {
+        format.hasPrefix("spade-dist/") ? Int(format.dropFirst("spade-dist/".count)) : nil
+    }
+
+    /// Counts read from a file (steps, positions, batch counters) are non-negative and small
+    /// enough that counting on from them cannot overflow.
+    static func plausibleCount(_ v: Int64) -> Bool { v >= 0 && v < 1 << 53 }
+
     /// Reads the progress from a spade-dist checkpoint's metadata.
     public static func progress(_ file: SafeTensorsFile, path: String) throws -> TrainingProgress {
+        if let found = file.metadata["format"], let version = formatVersion(found), version > formatVersion(format)! {
+            throw CheckpointError(path: path, "written by a newer spade-dist (format '\(found)'); this build reads '\(format)': update spade-dist to resume it")
+        }
         guard file.metadata["format"] == format else {
             throw CheckpointError(path: path, "not a spade-dist checkpoint (metadata format is \(file.metadata["format"].map { "'\($0)'" } ?? "missing"), expected '\(format)'); use --init to start from its weights")
         }
         guard let step = file.metadata["step"].flatMap(Int.init),
               let pos = file.metadata["data_position"]?.split(separator: ":"), pos.count == 2,
-              let epoch = Int(pos[0]), let index = Int(pos[1]) else {
+              let epoch = Int(pos[0]), let index = Int(pos[1]),
+              [step, epoch, index].allSatisfy({ plausibleCount(Int64($0)) }) else {
             throw CheckpointError(path: path, "metadata 'step' or 'data_position' is missing or malformed")
         }
         return TrainingProgress(step: step, epoch: epoch, dataIndex: index,

@@ -117,6 +117,6 @@ public struct CheckpointDirectory: Sendable {
                   let e = (offsets[1] as? NSNumber)?.uint64Value else { return false }
             end = max(end, e)
         }
-        return size == 8 + headerLen + end
+        return end == size - 8 - headerLen     // (size - 8 >= headerLen: checked above; no overflow)
     }
 }

@@ -54,6 +54,7 @@ public struct TrainConfig: Sendable {
     public var d_steps_per_g = 0
     public var steps = 0
     public var on_nonfinite = ""
+    public var max_skipped_steps = 0
     public var log_every = 0
     public var sample_every = 0
     public var num_samples = 0
@@ -81,6 +82,10 @@ public struct TrainConfig: Sendable {
     public static func load(path: String?, overrides: [String] = [], isTrain: Bool = true) throws -> TrainConfig {
         var config = TrainConfig()
         if let path {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw ConfigError(source: path, "is a directory, not a config file")
+            }
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ConfigError(source: path, "cannot read the config file")
             }
@@ -108,13 +113,44 @@ public struct TrainConfig: Sendable {
 
     /// Sets the keys of a flat YAML mapping; `source` names the file in errors.
     public mutating func apply(yaml: String, source: String) throws {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: yaml)
-        } catch {
+        var config = self
+        try Self.withComposedYAML(yaml, source: source, invalid: { error in
             let detail = "\(error)".split(separator: "\n").first.map(String.init) ?? "syntax error"
-            throw ConfigError(source: source, "not valid YAML: \(detail)")
+            return ConfigError(source: source, "not valid YAML: \(detail)")
+        }) { root in try config.apply(root: root, source: source) }
+        self = config
+    }
+
+    /// Largest YAML document (config file, `--set` value, a checkpoint's config) accepted.
+    public static let maxYAMLBytes = 64 << 10
+
+    /// Composes `text` and hands its root to `body`. Yams composes nested nodes recursively (and
+    /// Swift releases them recursively): 2 KiB of `{` overflowed the main thread's stack (found by
+    /// fuzz/run.sh config). Every level of YAML nesting takes one of `[ { - : ?`, so a document
+    /// with few of them (any real config) is composed here; others on a thread with a 512 MiB
+    /// stack, which holds `maxYAMLBytes` levels.
+    static func withComposedYAML(_ text: String, source: String, invalid: @escaping @Sendable (Error) -> ConfigError,
+                                 _ body: @escaping (Node?) throws -> Void) throws {
+        let bytes = text.utf8.count
+        guard bytes <= maxYAMLBytes else {
+            throw ConfigError(source: source, "\(bytes) bytes of YAML; a config is at most \(maxYAMLBytes >> 10) KiB")
         }
+        let job = LargeStackJob {
+            let root: Node?
+            do { root = try Yams.compose(yaml: text) } catch { throw invalid(error) }
+            try body(root)
+        }
+        let nestingMarks = text.utf8.reduce(0) { n, c in n + (c == 0x5B || c == 0x7B || c == 0x2D || c == 0x3A || c == 0x3F ? 1 : 0) }
+        guard nestingMarks > 1000 else { return try job.body() }
+        let thread = Thread { job.run() }
+        thread.stackSize = 512 << 20
+        thread.start()
+        job.done.wait()
+        if let error = job.error { throw error }
+    }
+
+    /// Sets the keys of a composed YAML document (nil: empty, all defaults).
+    private mutating func apply(root: Node?, source: String) throws {
         guard let root else { return }     // empty file: all defaults
         guard case .mapping(let mapping) = root else {
             throw ConfigError(source: source, "expected a mapping of key: value at the top level")
@@ -152,11 +188,11 @@ public struct TrainConfig: Sendable {
         let spec = try Self.lookup(key, source: "--set")
         if spec.kind == .colors {
             // A list is given in YAML flow style: --set 'label_colors=[[0, 0, 0], [255, 0, 0]]'.
-            let node: Node?
-            do { node = try Yams.compose(yaml: value) } catch {
-                throw ConfigError(source: "--set", key: spec.name, "expected a list of [r, g, b], got '\(value)'")
-            }
-            try setColors(spec, node, source: "--set")
+            var config = self
+            try Self.withComposedYAML(value, source: "--set", invalid: { _ in
+                ConfigError(source: "--set", key: spec.name, "expected a list of [r, g, b], got '\(value)'")
+            }) { node in try config.setColors(spec, node, source: "--set") }
+            self = config
         } else {
             try set(spec, text: value, isNull: false, source: "--set")
         }
@@ -197,13 +233,27 @@ public struct TrainConfig: Sendable {
         explicitKeys.insert(spec.name)
     }
 
-    /// A YAML node on one line, for messages: `'abc'`, `['1', '2']` or "a mapping".
-    private static func flowText(_ node: Node) -> String {
-        switch node {
-        case .scalar(let s): return "'\(s.string)'"
-        case .sequence(let items): return "[" + items.map(flowText).joined(separator: ", ") + "]"
-        case .mapping: return "a mapping"
+    /// A YAML node on one line, for messages: `'abc'`, `['1', '2']` or "a mapping"; cut after
+    /// `limit` characters (a hostile node may be deep, or huge through aliases).
+    private static func flowText(_ node: Node, limit: Int = 60) -> String {
+        var out = ""
+        func add(_ n: Node) {
+            guard out.count < limit else { return }
+            switch n {
+            case .scalar(let s): out += "'\(s.string)'"
+            case .sequence(let items):
+                out += "["
+                for (i, item) in items.enumerated() {
+                    guard out.count < limit else { break }
+                    if i > 0 { out += ", " }
+                    add(item)
+                }
+                out += "]"
+            case .mapping: out += "a mapping"
+            }
         }
+        add(node)
+        return out.count <= limit ? out : String(out.prefix(limit)) + " ..."
     }
 
     /// Defaults that depend on other keys, for the keys not given explicitly: NVlabs' defaults of
@@ -518,4 +568,16 @@ func editDistance(_ a: [Character], _ b: [Character]) -> Int {
         swap(&prev, &cur)
     }
     return prev[b.count]
+}
+
+/// A closure run on another thread (`TrainConfig.withComposedYAML`), which the caller waits for.
+private final class LargeStackJob: @unchecked Sendable {
+    let body: () throws -> Void
+    let done = DispatchSemaphore(value: 0)
+    private(set) var error: Error?
+    init(_ body: @escaping () throws -> Void) { self.body = body }
+    func run() {
+        do { try body() } catch { self.error = error }
+        done.signal()
+    }
 }

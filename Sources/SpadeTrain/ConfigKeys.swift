@@ -315,6 +315,8 @@ extension TrainConfig {
              "total generator steps of the run; 0 = (niter + niter_decay) epochs"),
         .choice("on_nonfinite", \.on_nonfinite, "skip", ["skip", "stop"],
                 "on a NaN/Inf loss or gradient: skip the step (and count it) or stop the run"),
+        .int("max_skipped_steps", \.max_skipped_steps, 20, .atLeast(0),
+             "on_nonfinite skip: steps in a row skipped after which the run stops (exit 1, last checkpoint kept; 0 = never)"),
 
         // Outputs
         .int("log_every", \.log_every, 10, .atLeast(1),

@@ -100,7 +100,7 @@ public final class MetricsLog {
     /// Appends one record as one line.
     public func append(_ record: MetricsRecord) throws {
         precondition(fd >= 0, "MetricsLog used after close()")
-        try AtomicFile.writeAll(fd, Array((record.jsonLine() + "\n").utf8), path: path)
+        try AtomicFile.append(Array((record.jsonLine() + "\n").utf8), to: fd, path: path)
     }
 
     /// Makes everything appended so far durable.

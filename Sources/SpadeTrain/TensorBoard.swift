@@ -93,7 +93,7 @@ public final class TensorBoardWriter {
 
     private func writeRecord(_ data: [UInt8]) throws {
         precondition(fd >= 0)
-        try AtomicFile.writeAll(fd, TFRecord.frame(data), path: path)
+        try AtomicFile.append(TFRecord.frame(data), to: fd, path: path)
     }
 }
 

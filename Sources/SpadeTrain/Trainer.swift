@@ -52,6 +52,7 @@ public final class Trainer {
     let batchSize: Int
     let totalSteps: Int
     let runDirectory: String
+    let nanInjection: NaNGradientInjection?
     var progress = TrainingProgress()
     var loader: PrefetchingLoader?
 
@@ -105,7 +106,10 @@ public final class Trainer {
         let globalBatch = config.batchSize * comm.size
         var problem: String? = nil
         if comm.rank == 0 {
-            do { try validateDataset(dataOptions, globalBatch: globalBatch) } catch { problem = "\(error)" }
+            do {
+                try validateDataset(dataOptions, globalBatch: globalBatch)
+                if options.steps != 0 { try Self.checkWritable(runDirectory: config.runDirectory) }
+            } catch { problem = "\(error)" }
         }
         if comm.size > 1 {
             let text = broadcastString(comm, problem ?? "")
@@ -124,11 +128,29 @@ public final class Trainer {
                             sharedMemory: config.gradient_transport == "auto",
                             wire: GradientWireType(rawValue: config.gradient_dtype) ?? .float32)
         if comm.size > 1 { iteration.context.observer = sync }
+        nanInjection = try NaNGradientInjection.fromEnvironment(rank: comm.rank, forwardingTo: iteration.context.observer)
+        if let nanInjection { iteration.context.observer = nanInjection }
         let steps = ShardedSampler(count: dataset.count, globalBatch: globalBatch, rank: 0, worldSize: comm.size,
                                    seed: UInt64(truncatingIfNeeded: config.seed), serial: config.serial_batches).stepsPerEpoch
         totalSteps = options.steps ?? config.totalSteps(stepsPerEpoch: max(1, steps / max(config.d_steps_per_g, 1)))
         try initializeState()
         sync.shareOptimizerState(iteration)
+    }
+
+    /// Before any work, without creating anything: the run directory, or the nearest folder above
+    /// it that exists, must be a directory rank 0 can write (not a file, not a read-only mount).
+    static func checkWritable(runDirectory path: String) throws {
+        var existing = path
+        while !FileManager.default.fileExists(atPath: existing) && AtomicFile.directory(of: existing) != existing {
+            existing = AtomicFile.directory(of: existing)
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: existing, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw RunDirectoryError(description: "\(existing): not a directory (run_dir \(path))")
+        }
+        guard access(existing, W_OK) == 0 else {
+            throw RunDirectoryError(description: "\(existing): cannot write here: \(String(cString: strerror(errno))) (run_dir \(path))")
+        }
     }
 
     func describeModel() -> String {
@@ -262,6 +284,7 @@ public final class Trainer {
         let dSteps = max(config.d_steps_per_g, 1)
         var statusBuffer = [Double](repeating: 0, count: 8)
         var lastCheckpointStep = progress.step
+        var consecutiveSkips = 0
 
         while progress.step < totalSteps {
             let stepStart = ProgressDisplay.monotonicSeconds()
@@ -272,6 +295,7 @@ public final class Trainer {
             var losses = GANLosses()
             var lastBatch: Batch? = nil
             let step = progress.step + 1
+            nanInjection?.begin(step: step)
             for k in 0..<dSteps {
                 let generatorStep = k == dSteps - 1
                 comm.reportProgress(.loadingData, step: step)
@@ -324,11 +348,23 @@ public final class Trainer {
             progress.epoch = position.epoch
             progress.dataIndex = position.index
             progress.step += 1
+            // Every rank took the same verdict from the status exchange, so every rank skips, counts
+            // and gives up at the same step (exit 1 on all; the last checkpoint is left as it was).
+            var giveUp: String? = nil
             if nonFinite {
                 progress.skippedSteps += 1
+                consecutiveSkips += 1
                 let message = "non-finite loss or gradient at step \(progress.step)"
-                if config.on_nonfinite == "stop" { throw TrainingStopped(description: message + " (on_nonfinite: stop)") }
-                if isRoot { display?.message("spade-dist: \(message): step skipped (\(progress.skippedSteps) so far)") }
+                if config.on_nonfinite == "stop" {
+                    giveUp = message + " (on_nonfinite: stop)"
+                } else if config.max_skipped_steps > 0 && consecutiveSkips >= config.max_skipped_steps {
+                    giveUp = message + ": \(consecutiveSkips) steps in a row skipped (max_skipped_steps \(config.max_skipped_steps)); " +
+                        "stopping with the last checkpoint (step \(lastCheckpointStep)) as it was"
+                } else if isRoot {
+                    display?.message("spade-dist: \(message): step skipped (\(progress.skippedSteps) so far)")
+                }
+            } else {
+                consecutiveSkips = 0
             }
             if config.drift_check_every > 0 && progress.step % config.drift_check_every == 0 && comm.size > 1 {
                 comm.reportProgress(.replicaCheck, step: step)
@@ -342,15 +378,17 @@ public final class Trainer {
                 syncTime += statistics.seconds
                 let timing: [String: Float] = comm.size > 1 ? ["sync_s": Float(syncTime), "comm_poll_s": Float(commPoll)] : [:]
                 try rootDuties(losses: losses, batch: lastBatch, elapsed: elapsed, dataWait: dataWait, commWait: commWait,
-                               imagesThisStep: globalBatch * dSteps, extras: timing)
+                               imagesThisStep: globalBatch * dSteps, skipped: nonFinite, extras: timing)
             }
-            // checkpoint_every 0: only at the end of the run (or on a stop request).
+            // checkpoint_every 0: only at the end of the run (or on a stop request). Every rank
+            // takes part (the optimizer's state may be spread over the nodes); rank 0 writes.
             let due = config.checkpoint_every > 0 && progress.step % config.checkpoint_every == 0
-            if due || progress.step == totalSteps || stopRequested {
+            if giveUp == nil && (due || progress.step == totalSteps || stopRequested) {
                 comm.reportProgress(.checkpointing, step: step)
                 try saveCheckpoint()
                 lastCheckpointStep = progress.step
             }
+            if let giveUp { throw TrainingStopped(description: giveUp) }
             if stopRequested {
                 if isRoot { display?.message("spade-dist: stop requested (signal); checkpoint at step \(progress.step) written, exiting") }
                 break
@@ -407,10 +445,11 @@ public final class Trainer {
     }
 
     func rootDuties(losses: GANLosses, batch: Batch?, elapsed: Double, dataWait: Double, commWait: Double,
-                    imagesThisStep: Int, extras: [String: Float] = [:]) throws {
+                    imagesThisStep: Int, skipped: Bool = false, extras: [String: Float] = [:]) throws {
         let step = progress.step
         display?.update(step: step, epoch: progress.epoch, lossD: Float(losses.lossD), lossG: Float(losses.lossG))
-        if step % max(config.log_every, 1) == 0 || step == 1 || step == totalSteps {
+        // A skipped step is always logged, marked `skipped: 1`.
+        if step % max(config.log_every, 1) == 0 || step == 1 || step == totalSteps || skipped {
             var r = MetricsRecord(step: step, epoch: progress.epoch)
             r.loss_D = Float(losses.lossD); r.loss_G = Float(losses.lossG)
             r.D_Fake = Float(losses.dFake); r.D_real = Float(losses.dReal)
@@ -420,6 +459,7 @@ public final class Trainer {
             r.images_per_s = Float(Double(imagesThisStep) / max(elapsed, 1e-9))
             r.data_wait_s = Float(dataWait); r.comm_wait_s = Float(commWait)
             if progress.skippedSteps > 0 { r.extras["skipped_steps"] = Float(progress.skippedSteps) }
+            if skipped { r.extras["skipped"] = 1 }
             r.extras.merge(extras) { $1 }
             try metrics?.append(r)
             try tensorboard?.addScalars(MetricsRecord.floatKeys.compactMap { k in r[k].map { (k, $0) } }, step: step)

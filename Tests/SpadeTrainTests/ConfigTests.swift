@@ -1,4 +1,5 @@
 import XCTest
+import SpadeTestSupport
 import SpadeTrain
 
 final class ConfigTests: XCTestCase {
@@ -376,5 +377,50 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(TrainConfig.closestKey(to: "d_steps_per_G"), "d_steps_per_g")
         XCTAssertEqual(TrainConfig.closestKey(to: "LR"), "lr")
         XCTAssertNil(TrainConfig.closestKey(to: "xyzzy_plugh_frobnicate"))
+    }
+
+    /// Nesting as deep as a config may be long is an error, not a stack overflow (Yams composes
+    /// recursively; fuzz/run.sh config found 2 KiB of `{`), through a file, `--set` and the
+    /// length limit alike.
+    func testDeeplyNestedOrHugeYAMLIsAnError() {
+        let deep = "label_colors: " + String(repeating: "[", count: 30000) + String(repeating: "]", count: 30000)
+        XCTAssertThrowsError(try TrainConfig.parse(yaml: deep, source: "deep.yaml")) { e in
+            XCTAssert("\(e)".hasPrefix("deep.yaml:1: key 'label_colors': entry 0 must be a list"), "\(e)")
+            XCTAssertLessThan("\(e)".count, 200)
+        }
+        var config = TrainConfig()
+        XCTAssertThrowsError(try config.apply(assignment: "label_colors=" + String(repeating: "{a: ", count: 15000))) { e in
+            XCTAssert(e is ConfigError, "\(e)")
+        }
+        let huge = "name: " + String(repeating: "x", count: TrainConfig.maxYAMLBytes)
+        XCTAssertThrowsError(try TrainConfig.parse(yaml: huge, source: "huge.yaml")) { e in
+            XCTAssert("\(e)".contains("a config is at most 64 KiB"), "\(e)")
+        }
+    }
+
+    /// The inputs fuzz/run.sh config crashed on (fuzz/regressions/config), as the fuzz target
+    /// reads them (YAML, then `--set` lines after a line `--set`): each is a ConfigError, or a
+    /// config whose effective YAML parses back to itself.
+    func testFuzzRegressions() throws {
+        let dir = Fixtures.packageRoot + "/fuzz/regressions/config"
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        XCTAssertFalse(names.isEmpty)
+        for name in names {
+            let data = try XCTUnwrap(FileManager.default.contents(atPath: dir + "/" + name))
+            let parts = String(decoding: data, as: UTF8.self).components(separatedBy: "\n--set\n")
+            var config = TrainConfig()
+            do {
+                try config.apply(yaml: parts[0], source: name)
+                for assignment in parts.dropFirst().flatMap({ $0.split(separator: "\n") }) {
+                    try config.apply(assignment: String(assignment))
+                }
+                config.applyConditionalDefaults()
+                try config.validate(source: name)
+            } catch {
+                XCTAssert(error is ConfigError, "\(name): \(error)")
+                continue
+            }
+            XCTAssertEqual(try TrainConfig.parse(yaml: config.yaml()), config, name)
+        }
     }
 }
