@@ -8,13 +8,17 @@
 #              checkpoint, if any, loads (`spade-dist inspect`); `--resume auto` finishes the
 #              run; its metrics.jsonl (every key but the timings) and its final checkpoint
 #              (every tensor's dtype, shape and bytes; step, epoch, data position, skipped
-#              steps) equal the uninterrupted run's bit for bit. Same layout: 2 ranks, one node.
+#              steps) equal the uninterrupted run's bit for bit, in the same layout:
+#   LAYOUT=node     (default) `mpirun -np 2` on this node
+#   LAYOUT=cluster  3 simulated hosts x 1 rank (launch/cluster-sim.sh, its own cluster in
+#                   /tmp/spade-faults-cluster, hosts f1..f3; needs root), 1 BLAS thread per rank;
+#                   the fault goes to every spade-dist process on the rank's host
 #
 # Usage: bench/faults.sh N
-# Env:   STEPS (default 16), CHECKPOINT_EVERY (2), END_LIMIT_S (10), STOP_S (1), SEED (random;
-#        printed, so a failing campaign can be replayed), BUILD=0 to skip the build,
-#        BIN (default .build/release/spade-dist), OUT (runs; a temp dir removed at the end
-#        unless KEEP=1).
+# Env:   LAYOUT (node), STEPS (default 16), CHECKPOINT_EVERY (2), END_LIMIT_S (10), STOP_S (1),
+#        SEED (random; printed, so a failing campaign can be replayed), BUILD=0 to skip the
+#        build, BIN (default .build/release/spade-dist), OUT (runs; a temp dir removed at the
+#        end unless KEEP=1).
 # Prints one line per trial and a summary; exits 1 if any trial failed.
 # Needs: OpenMPI's mpirun, python3 (JSON and safetensors headers).
 set -euo pipefail
@@ -26,27 +30,55 @@ END_LIMIT_S=${END_LIMIT_S:-10}
 STOP_S=${STOP_S:-1}
 SEED=${SEED:-$RANDOM}
 BIN=${BIN:-.build/release/spade-dist}
+LAYOUT=${LAYOUT:-node}
 RANDOM=$SEED
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 [ "${BUILD:-1}" = 1 ] && swift build -c release --product spade-dist >/dev/null
 OUT=${OUT:-$(mktemp -d /tmp/spade-faults.XXXXXX)}
 mkdir -p "$OUT"
 [ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$OUT"' EXIT
+case "$LAYOUT" in
+  node) ranks=2 ;;
+  cluster)
+    ranks=3
+    export CLUSTER_SIM_STATE=/tmp/spade-faults-cluster CLUSTER_SIM_PREFIX=f CLUSTER_SIM_NET=10.78.0
+    export SPADE_DIST_BIN
+    SPADE_DIST_BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+    sim=launch/cluster-sim.sh
+    "$sim" up 3 >/dev/null
+    trap '"$sim" down >/dev/null 2>&1 || true; [ "${KEEP:-0}" = 1 ] || rm -rf "$OUT"' EXIT
+    ;;
+  *) echo "faults: LAYOUT must be node or cluster, got '$LAYOUT'" >&2; exit 2 ;;
+esac
 
 # The small model of the end-to-end tests; every step logged, no samples.
 ARGS=(--set ngf=8 --set spade_hidden=16 --set ndf=8 --set synthetic_count=16 --set log_every=1
       --set sample_every=0 --set checkpoint_every="$CHECKPOINT_EVERY" --set keep_checkpoints=2 --steps "$STEPS")
-train() {   # train RUN_DIR [extra args]: mpirun -np 2 in the background; sets $job
+train() {   # train RUN_DIR [extra args]: the layout's job in the background; sets $job
   local dir=$1; shift
-  mpirun -np 2 --oversubscribe "$BIN" train --run-dir "$dir" "${ARGS[@]}" "$@" >"$dir.log" 2>&1 &
+  if [ "$LAYOUT" = cluster ]; then
+    "$sim" run -np 3 -- train --run-dir "$dir" "${ARGS[@]}" --set blas_threads=1 "$@" >"$dir.log" 2>&1 &
+  else
+    mpirun -np 2 --oversubscribe "$BIN" train --run-dir "$dir" "${ARGS[@]}" "$@" >"$dir.log" 2>&1 &
+  fi
   job=$!
+}
+signal_rank() {   # signal_rank SIGNAL: to the chosen rank (node) or every spade-dist on its host (cluster)
+  if [ "$LAYOUT" = cluster ]; then "$sim" kill "f$((rank + 1))" "$1" >/dev/null; else kill "-$1" "$pid"; fi
 }
 now() { date +%s.%N; }
 seconds() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$2"; }
 
-# The pid of MPI rank $2 among mpirun $1's children (from OMPI_COMM_WORLD_RANK).
+# The pid of MPI rank $2 among mpirun $1's children (from OMPI_COMM_WORLD_RANK); on the
+# simulated cluster, any spade-dist process on the rank's host (one rank per host).
 rank_pid() {
   local child
+  if [ "$LAYOUT" = cluster ]; then
+    ip netns pids "f$(($2 + 1))" 2>/dev/null | while read -r child; do
+      [ "$(cat "/proc/$child/comm" 2>/dev/null)" = "$(basename "$BIN" | cut -c1-15)" ] && { echo "$child"; break; }
+    done
+    return
+  fi
   for child in $(pgrep -P "$1"); do
     if { tr '\0' '\n' <"/proc/$child/environ"; } 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then echo "$child"; return; fi
   done
@@ -82,7 +114,7 @@ if diff:
 EOF
 }
 
-echo "faults: seed $SEED, $N trials, mpirun -np 2, $STEPS steps, checkpoint every $CHECKPOINT_EVERY; binary $BIN"
+echo "faults: seed $SEED, $N trials, layout $LAYOUT ($ranks ranks), $STEPS steps, checkpoint every $CHECKPOINT_EVERY; binary $BIN"
 ref="$OUT/reference"
 t0=$(now); train "$ref"; wait "$job" || { echo "faults: the uninterrupted run failed:"; cat "$ref.log"; exit 1; }
 length=$(seconds "$t0" "$(now)")
@@ -92,7 +124,7 @@ passed=0 failures=() worst=0 worst_trial=""
 for ((i = 1; i <= N; i++)); do
   faults=(kill term stop-kill)
   fault=${faults[RANDOM % 3]}
-  rank=$((RANDOM % 2))
+  rank=$((RANDOM % ranks))
   at=$(python3 -c "import sys; print(f'{0.2 + $RANDOM / 32767 * (float(sys.argv[1]) - 0.2):.2f}')" "$length")
   run="$OUT/trial-$i"
   rm -rf "$run"
@@ -111,9 +143,9 @@ for ((i = 1; i <= N; i++)); do
     i=$((i - 1)); continue
   fi
   case $fault in
-    kill) signaled=$(now); kill -KILL "$pid" ;;
-    term) signaled=$(now); kill -TERM "$pid" ;;
-    stop-kill) kill -STOP "$pid"; sleep "$STOP_S"; signaled=$(now); kill -KILL "$pid" ;;
+    kill) signaled=$(now); signal_rank KILL ;;
+    term) signaled=$(now); signal_rank TERM ;;
+    stop-kill) signal_rank STOP; sleep "$STOP_S"; signaled=$(now); signal_rank KILL ;;
   esac
   # The job must end by itself within the limit; give it 6x as long before killing it ourselves.
   status=0
