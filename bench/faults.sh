@@ -64,7 +64,7 @@ train() {   # train RUN_DIR [extra args]: the layout's job in the background; se
   job=$!
 }
 signal_rank() {   # signal_rank SIGNAL: to the chosen rank (node) or every spade-dist on its host (cluster)
-  if [ "$LAYOUT" = cluster ]; then "$sim" kill "f$((rank + 1))" "$1" >/dev/null; else kill "-$1" "$pid"; fi
+  if [ "$LAYOUT" = cluster ]; then "$sim" kill "f$((rank + 1))" "$1" >/dev/null 2>&1; else kill "-$1" "$pid"; fi
 }
 now() { date +%s.%N; }
 seconds() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$2"; }
