@@ -5,7 +5,7 @@
 #
 # 1. launch/setup.sh: installs the missing system packages and checks the toolchain.
 # 2. swift test -c release: builds everything (release mode: the numerical tests are far
-#    too slow in debug) and runs every XCTest and Swift Testing test, including the
+#    too slow in debug) and runs every test (all XCTest), including the
 #    multi-rank tests that start mpirun and the launcher test.
 # 3. Prints one summary line; exits non-zero when the build or any test failed.
 #

@@ -42,5 +42,4 @@ public struct Tensor {
 
     public func fill(_ v: Float) { data.update(repeating: v, count: count) }
 
-    public func sameShape(_ o: Tensor) -> Bool { n == o.n && c == o.c && h == o.h && w == o.w }
 }

@@ -65,6 +65,10 @@ public protocol GradientReducer: AnyObject {
     var layoutDescription: String { get }
 }
 
+/// Gradient bucket size unless configured (`bucket_mb`): 4 MiB, large enough for full-speed
+/// transfers, small enough that the first bucket starts early in backward.
+public let defaultGradientBucketBytes = 4 << 20
+
 /// Greedy bucketing in backward order: a bucket closes once it holds >= `bucketBytes`
 /// (the last one holds the rest). Returns index ranges into `counts`.
 func planGradientBuckets(counts: [Int], bucketBytes: Int) -> [Range<Int>] {
@@ -155,7 +159,7 @@ public final class GradientAllReducer: GradientReducer {
     /// place; others go through a staging buffer.
     public init(communicator: Communicator,
                 gradients: [(name: String, pointer: UnsafeMutablePointer<Float>, count: Int)],
-                bucketBytes: Int = 4 << 20) {
+                bucketBytes: Int = defaultGradientBucketBytes) {
         precondition(bucketBytes > 0)
         self.comm = communicator.size > 1 ? communicator.duplicate() : communicator
         self.gradients = gradients.map { Gradient(name: $0.name, pointer: $0.pointer, count: $0.count) }
@@ -182,12 +186,12 @@ public final class GradientAllReducer: GradientReducer {
     }
 
     /// Gradients living in one allocation at `base`, given as (name, offset, count)
-    /// in the order backward finalises them (the ParameterStore layout). With the
+    /// in the order backward finalises them (a ModelState's layout). With the
     /// store laid out in forward order, every bucket is a contiguous range and is
     /// reduced in place.
     public convenience init(communicator: Communicator, base: UnsafeMutablePointer<Float>,
                             segments: [(name: String, offset: Int, count: Int)],
-                            bucketBytes: Int = 4 << 20) {
+                            bucketBytes: Int = defaultGradientBucketBytes) {
         self.init(communicator: communicator,
                   gradients: segments.map { ($0.name, base + $0.offset, $0.count) },
                   bucketBytes: bucketBytes)
@@ -333,8 +337,8 @@ public final class GradientAllReducer: GradientReducer {
     }
 }
 
-/// Seconds on a monotonic clock.
-@inline(__always) func monotonicSeconds() -> Double {
+/// Seconds on a monotonic clock (CLOCK_MONOTONIC), for every duration the project measures.
+@inline(__always) public func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9

@@ -90,9 +90,3 @@ public func checkReplicasIdentical(_ comm: Communicator, step: Int,
             "replicas diverged at step \(step): \(differing.count) of \(sorted.count) tensors differ across ranks (\(shown)\(differing.count > 5 ? ", ..." : ""))")
     }
 }
-
-/// True on every rank if `localFlag` is true on any rank: one reduction of a flag.
-/// Use for non-finite losses so that all ranks skip (or stop) together.
-public func anyRankFlagged(_ comm: Communicator, _ localFlag: Bool) -> Bool {
-    comm.anyRank(localFlag)
-}

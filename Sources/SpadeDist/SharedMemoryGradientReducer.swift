@@ -76,7 +76,7 @@ public final class SharedMemoryGradientReducer: GradientReducer {
     /// same order.
     public init(rank: Int, memory: NodeSharedMemory, gradients: [UnsafeMutablePointer<Float>],
                 flags: [UnsafeMutablePointer<Int64>],
-                segments: [(name: String, offset: Int, count: Int)], bucketBytes: Int = 4 << 20,
+                segments: [(name: String, offset: Int, count: Int)], bucketBytes: Int = defaultGradientBucketBytes,
                 crossNode: Communicator? = nil, wire: GradientWireType = .float32,
                 stillWaiting: @escaping (_ what: String, _ since: Double) -> Void) {
         precondition(gradients.count == flags.count && rank < gradients.count && bucketBytes > 0)

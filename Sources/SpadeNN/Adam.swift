@@ -39,12 +39,6 @@ public final class Adam {
         ownsMoments = false
     }
 
-    public func reset() {
-        step = 0
-        expAvg.update(repeating: 0, count: count)
-        expAvgSq.update(repeating: 0, count: count)
-    }
-
     /// One step with the gradients `summedGradients / replicas` (data parallelism sums the
     /// replicas' gradients; the division by their number, PyTorch's averaging, happens here,
     /// bit for bit, in the pass Adam makes over the gradients anyway).

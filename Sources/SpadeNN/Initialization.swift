@@ -21,7 +21,7 @@ extension ModelState {
             let ptr = bufferValues + b.offset
             if b.name.hasSuffix("weight_u") || b.name.hasSuffix("weight_v") {
                 var v = (0..<b.count).map { _ in rng.gaussian() }
-                let norm = max(v.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+                let norm = max(v.reduce(0) { $0 + $1 * $1 }.squareRoot(), Double(TorchConstants.spectralNormEps))
                 v = v.map { $0 / norm }
                 for i in 0..<b.count { ptr[i] = Float(v[i]) }
             } else {

@@ -77,7 +77,7 @@ public enum GANLoss {
 
     /// `outputs[s][l]` hold 2B samples: the first `fakeCount` are fake.
     public static func compute(outputs: [[Tensor]], fakeCount b: Int, mode: GANMode, lambdaFeat: Float,
-                               featureMatching: Bool, needGradients: Bool = true, _ ctx: Context) -> (GANLosses, Gradients) {
+                               featureMatching: Bool, _ ctx: Context) -> (GANLosses, Gradients) {
         var losses = GANLosses()
         let numD = Float(outputs.count)
         var gD: [[Tensor?]] = [], gG: [[Tensor?]] = []
@@ -91,17 +91,15 @@ public enum GANLoss {
             let m = fake.count
             let inv = 1 / (Float(m) * numD)
             var sf = 0.0, sr = 0.0, sg = 0.0
-            let dd = needGradients ? ctx.arena.tensor(p.n, p.c, p.h, p.w) : nil
-            let dg = needGradients ? ctx.arena.tensor(b, p.c, p.h, p.w) : nil
+            let dd = ctx.arena.tensor(p.n, p.c, p.h, p.w)
+            let dg = ctx.arena.tensor(b, p.c, p.h, p.w)
             for i in 0..<m {
                 let f = fake.data[i], r = real.data[i]
                 let lf = mode.loss(f, .dFake), lr = mode.loss(r, .dReal), lg = mode.loss(f, .generator)
                 sf += Double(lf.value); sr += Double(lr.value); sg += Double(lg.value)
-                if let dd, let dg {
-                    dd.data[i] = lf.derivative * inv
-                    dd.data[m + i] = lr.derivative * inv
-                    dg.data[i] = lg.derivative * inv
-                }
+                dd.data[i] = lf.derivative * inv
+                dd.data[m + i] = lr.derivative * inv
+                dg.data[i] = lg.derivative * inv
             }
             dFake += sf / Double(m); dReal += sr / Double(m); gGAN += sg / Double(m)
             rowD[last] = dd; rowG[last] = dg
@@ -113,11 +111,11 @@ public enum GANLoss {
                     let w = lambdaFeat / numD
                     let scaleGrad = w / Float(n)
                     var s = 0.0
-                    let dfeat = needGradients ? ctx.arena.tensor(b, t.c, t.h, t.w) : nil
+                    let dfeat = ctx.arena.tensor(b, t.c, t.h, t.w)
                     for i in 0..<n {
                         let diff = fk.data[i] - rl.data[i]
                         s += Double(abs(diff))
-                        dfeat?.data[i] = diff > 0 ? scaleGrad : (diff < 0 ? -scaleGrad : 0)   // |.|'(0) = 0
+                        dfeat.data[i] = diff > 0 ? scaleGrad : (diff < 0 ? -scaleGrad : 0)   // |.|'(0) = 0
                     }
                     feat += Double(w) * s / Double(n)
                     rowG[l] = dfeat

@@ -9,9 +9,9 @@ final class TimedStatisticsReducer: StatisticsReducer {
     private(set) var seconds = 0.0
     init(_ comm: Communicator) { inner = ReplicaStatisticsReducer(comm) }
     func startSumAcrossReplicas(_ values: UnsafeMutableBufferPointer<Double>) -> PendingStatisticsSum {
-        let t0 = ProgressDisplay.monotonicSeconds()
+        let t0 = monotonicSeconds()
         let sum = TimedSum(inner.startSum(values), self)
-        seconds += ProgressDisplay.monotonicSeconds() - t0
+        seconds += monotonicSeconds() - t0
         return sum
     }
 
@@ -20,9 +20,9 @@ final class TimedStatisticsReducer: StatisticsReducer {
         unowned let clock: TimedStatisticsReducer
         init(_ sum: ReplicaSum, _ clock: TimedStatisticsReducer) { self.sum = sum; self.clock = clock }
         func wait() {
-            let t0 = ProgressDisplay.monotonicSeconds()
+            let t0 = monotonicSeconds()
             sum.wait()
-            clock.seconds += ProgressDisplay.monotonicSeconds() - t0
+            clock.seconds += monotonicSeconds() - t0
         }
     }
 }
@@ -183,10 +183,10 @@ final class GradientSync: GradientObserver {
         guard let shared else { return 0 }
         var waited = 0.0
         if let reducerG = generator as? SharedMemoryGradientReducer, let reducerD = discriminator as? SharedMemoryGradientReducer {
-            let t0 = ProgressDisplay.monotonicSeconds()
+            let t0 = monotonicSeconds()
             let pending = reducerG.startGather(shared.pointer(shared.valuesG)) + reducerD.startGather(shared.pointer(shared.valuesD))
             for p in pending { p.wait() }
-            waited = ProgressDisplay.monotonicSeconds() - t0
+            waited = monotonicSeconds() - t0
         }
         synchronizeNode(shared)
         return waited

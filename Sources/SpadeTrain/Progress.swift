@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import SpadeDist
 
 /// Rank 0's progress output: on a terminal one line refreshed in place (`\r`, clear line);
 /// otherwise (batch jobs, Slurm logs) a plain line every `everySteps` steps or `everySeconds`.
@@ -32,11 +33,11 @@ public final class ProgressDisplay {
     ///   - everySteps: plain mode prints every this many steps (0 = by time only).
     ///   - everySeconds: plain mode also prints when this long has passed since the last line.
     ///   - output: where text goes (default: stdout, unbuffered).
-    ///   - clock: seconds, monotonic (default: `ProgressDisplay.monotonicSeconds`).
+    ///   - clock: seconds, monotonic (default: `monotonicSeconds`).
     public init(totalSteps: Int, startStep: Int, imagesPerStep: Int, rank: Int = 0,
                 isTTY: Bool = ProgressDisplay.stdoutIsTerminal(), everySteps: Int = 0, everySeconds: Double = 20,
                 output: @escaping (String) -> Void = ProgressDisplay.writeStdout,
-                clock: @escaping () -> Double = ProgressDisplay.monotonicSeconds) {
+                clock: @escaping () -> Double = monotonicSeconds) {
         self.totalSteps = totalSteps
         self.imagesPerStep = imagesPerStep
         self.enabled = rank == 0
@@ -177,12 +178,5 @@ public final class ProgressDisplay {
         }
         #endif
         return true
-    }
-
-    /// CLOCK_MONOTONIC in seconds.
-    public static func monotonicSeconds() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 }

@@ -287,7 +287,7 @@ public final class Trainer {
         var consecutiveSkips = 0
 
         while progress.step < totalSteps {
-            let stepStart = ProgressDisplay.monotonicSeconds()
+            let stepStart = monotonicSeconds()
             var dataWait = 0.0, commWait = 0.0, commPoll = 0.0
             var syncTime = -statistics.seconds
             var nonFinite = false
@@ -325,9 +325,9 @@ public final class Trainer {
                     comm.reportProgress(.statusExchange, step: step)
                     statusBuffer = [losses.dFake, losses.dReal, losses.gGAN, losses.gGANFeat,
                                     finite ? 0 : 1, StopSignal.requested ? 1 : 0, 0, 0]
-                    let t0 = ProgressDisplay.monotonicSeconds()
+                    let t0 = monotonicSeconds()
                     statusBuffer.withUnsafeMutableBufferPointer { comm.deterministicAllReduceSum($0) }
-                    syncTime += ProgressDisplay.monotonicSeconds() - t0
+                    syncTime += monotonicSeconds() - t0
                     let n = Double(comm.size)
                     losses.dFake = statusBuffer[0] / n; losses.dReal = statusBuffer[1] / n
                     losses.gGAN = statusBuffer[2] / n; losses.gGANFeat = statusBuffer[3] / n
@@ -372,7 +372,7 @@ public final class Trainer {
             }
             let stopRequested = statusBuffer[5] > 0
             if isRoot {
-                let elapsed = ProgressDisplay.monotonicSeconds() - stepStart
+                let elapsed = monotonicSeconds() - stepStart
                 // With several ranks: time in blocking collectives (batch-norm statistics, status; mostly
                 // waiting for the slowest rank) and in poll() during backward (the reductions' own work).
                 syncTime += statistics.seconds
@@ -503,8 +503,7 @@ public final class Trainer {
         guard let checkpoints else { return }
         let file = Checkpoint.make(iteration, progress: progress, config: config, worldSize: comm.size)
         try metrics?.sync()
-        _ = try checkpoints.save(file, step: progress.step)
-        try checkpoints.rotate()
+        _ = try checkpoints.save(file, step: progress.step)   // also rotates
     }
 }
 

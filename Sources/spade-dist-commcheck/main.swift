@@ -9,7 +9,7 @@
 //                 in node-shared memory (SharedMemoryGradientReducer); prints timings
 //   broadcast     broadcastParameters + replica drift detection
 //   consistency   checkConsistency; --differ makes the last rank's config differ (exit 2)
-//   nonfinite     anyRankFlagged and finish().allFinite agree on all ranks (--shared: node-shared sums)
+//   nonfinite     anyRank and finish().allFinite agree on all ranks (--shared: node-shared sums)
 //   throw         --rank R throws mid-run while the others block in a collective (exit 1 or --code)
 //   crash         --rank R fails a precondition mid-run
 //   exit-early    --rank R calls exit(0) mid-run without MPI_Finalize
@@ -233,7 +233,7 @@ func buckets(_ comm: Communicator) throws {
     let total = sizes.reduce(0, +)
     let names = (0..<nTensors).map { "layer\($0 / 2).\($0 % 2 == 0 ? "weight" : "bias")" }
 
-    // Forward-order layout in one allocation (the ParameterStore), or separate allocations.
+    // Forward-order layout in one allocation (a ModelState), or separate allocations.
     let store = UnsafeMutablePointer<Float>.allocate(capacity: total)
     defer { store.deallocate() }
     var offsets: [Int] = []
@@ -385,8 +385,8 @@ func consistency(_ comm: Communicator) throws {
 
 func nonfinite(_ comm: Communicator) throws {
     let r = intOption("rank", comm.size - 1)
-    try require(anyRankFlagged(comm, comm.rank == r), "flag of rank \(r) not seen")
-    try require(!anyRankFlagged(comm, false), "flag seen where none set")
+    try require(comm.anyRank(comm.rank == r), "flag of rank \(r) not seen")
+    try require(!comm.anyRank(false), "flag seen where none set")
     var grads = data(rank: comm.rank, salt: 5, count: 10_000)
     if comm.rank == r { grads[777] = .infinity }
     let ok: Bool = try grads.withUnsafeMutableBufferPointer { buf in

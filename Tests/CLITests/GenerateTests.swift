@@ -86,14 +86,20 @@ final class GenerateTests: XCTestCase {
         }
     }
 
-    /// The config comes from the checkpoint's metadata (DESIGN §9).
-    func testGenerateWithStoredConfigMatchesReferenceEvalOutput() throws {
-        let dir = try CLI.tempDir("generate")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    /// The fixture generator with the tiny config stored in its metadata, as train writes it.
+    func checkpointWithStoredConfig(in dir: String) throws -> String {
         var file = try fixtureGenerator()
         file.metadata["config"] = Self.tinyConfig
         let ck = dir + "/fixture.safetensors"
         XCTAssert(FileManager.default.createFile(atPath: ck, contents: Data(file.serialized())))
+        return ck
+    }
+
+    /// The config comes from the checkpoint's metadata (DESIGN §9).
+    func testGenerateWithStoredConfigMatchesReferenceEvalOutput() throws {
+        let dir = try CLI.tempDir("generate")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ck = try checkpointWithStoredConfig(in: dir)
         try checkGenerate(checkpoint: ck, extraArgs: [], in: dir)
     }
 
@@ -119,10 +125,7 @@ final class GenerateTests: XCTestCase {
     func testOverridesOfTheStoredConfigAreValidated() throws {
         let dir = try CLI.tempDir("generate-set")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var file = try fixtureGenerator()
-        file.metadata["config"] = Self.tinyConfig
-        let ck = dir + "/fixture.safetensors"
-        XCTAssert(FileManager.default.createFile(atPath: ck, contents: Data(file.serialized())))
+        let ck = try checkpointWithStoredConfig(in: dir)
         for (assignment, key) in [("crop_size=48", "crop_size"), ("crop_size=96", "load_size")] {
             let out = dir + "/out-" + assignment
             let r = try E2E.run(["generate", "--checkpoint", ck, "--labels", Fixtures.directory + "/tiny_data/labels",

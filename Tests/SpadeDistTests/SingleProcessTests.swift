@@ -18,7 +18,7 @@ final class SingleProcessTests: XCTestCase {
         XCTAssertEqual(c.allReduceMax([Int64(3), -4]), [3, -4])
         XCTAssertEqual(c.allGatherStrings("a"), ["a"])
         XCTAssertTrue(c.anyRank(true))
-        XCTAssertFalse(anyRankFlagged(c, false))
+        XCTAssertFalse(c.anyRank(false))
         XCTAssertTrue(f.withUnsafeMutableBufferPointer { c.startAllReduceSum($0).test() })
     }
 
