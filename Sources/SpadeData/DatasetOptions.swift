@@ -67,23 +67,24 @@ public struct DatasetOptions: Sendable, Equatable {
     /// Label values of one-hot channels (255 -> label_nc when don't-care).
     var oneHotChannels: Int { labelNC + (containDontcareLabel ? 1 : 0) }
 
-    /// The split folders of custom's dataroot layout: `train` or, for phase test, `val`
-    /// (NVlabs' coco dataset: `'val' if phase == 'test' else phase`).
-    var customSplit: String { phase == "test" ? "val" : "train" }
+    /// The split a phase reads, in every layout with splits: `train`, or `val` for phase test
+    /// (NVlabs: `'val' if phase == 'test' else phase`): custom's `val_label`, Cityscapes'
+    /// `gtFine/val`, ADE20K's `_val_` files.
+    var splitFolder: String { phase == "test" ? "val" : "train" }
 
     /// Effective directories after defaults (custom and classified_tiles).
     public var resolvedLabelDir: String {
         if !labelDir.isEmpty { return labelDir }
-        return joinPath(dataroot, datasetMode == "classified_tiles" ? "labels" : "\(customSplit)_label")
+        return joinPath(dataroot, datasetMode == "classified_tiles" ? "labels" : "\(splitFolder)_label")
     }
     public var resolvedImageDir: String {
         if !imageDir.isEmpty { return imageDir }
-        return joinPath(dataroot, datasetMode == "classified_tiles" ? "images" : "\(customSplit)_img")
+        return joinPath(dataroot, datasetMode == "classified_tiles" ? "images" : "\(splitFolder)_img")
     }
     public var resolvedInstanceDir: String? {
         if noInstance { return nil }
         if let d = instanceDir, !d.isEmpty { return d }
-        return datasetMode == "custom" ? joinPath(dataroot, "\(customSplit)_inst") : nil
+        return datasetMode == "custom" ? joinPath(dataroot, "\(splitFolder)_inst") : nil
     }
 
     /// Label values as read from a file -> the stored convention of every mode (class ids

@@ -197,7 +197,7 @@ func pairInSortedOrder(labels: [String], images: [String], instances: [String]?,
 /// `*_instanceIds.png` instance maps from the same folder, every image file under `leftImg8bit/<p>`,
 /// with p = `val` for phase test and `train` otherwise.
 func listCityscapes(_ o: DatasetOptions, into listing: inout DatasetListing) {
-    let split = o.phase == "test" ? "val" : "train"
+    let split = o.splitFolder
     let labelDir = joinPath(joinPath(o.dataroot, "gtFine"), split)
     let imageDir = joinPath(joinPath(o.dataroot, "leftImg8bit"), split)
     var missing = false
@@ -227,7 +227,7 @@ func listADE20K(_ o: DatasetOptions, into listing: inout DatasetListing) {
         listing.issues.append(DataIssue(path: o.dataroot, problem: "directory does not exist (dataroot, dataset_mode ade20k)"))
         return
     }
-    let marker = o.phase == "test" ? "_val_" : "_train_"
+    let marker = "_\(o.splitFolder)_"
     let walked = recursiveImageFiles(o.dataroot)
     listing.issues += walked.unreadable
     var images: [String] = [], labels: [String] = []

@@ -243,13 +243,13 @@ private func resamplePass(_ input: [UInt8], inCols: Int, inRows: Int, horizontal
     let outCols = horizontal ? targets.count : inCols, outRows = horizontal ? inRows : targets.count
     var out = [UInt8](repeating: 0, count: outCols * outRows * 3)
     let half = Int32(1 << (ResampleCoefficients.precisionBits - 1))
+    // Byte strides along the pass's axis and across it, in the input and the output.
+    let step = horizontal ? 3 : inCols * 3, across = horizontal ? inCols * 3 : 3
+    let outStep = horizontal ? 3 : outCols * 3, outAcross = horizontal ? outCols * 3 : 3
+    let count = horizontal ? inRows : inCols
     input.withUnsafeBufferPointer { s in
         out.withUnsafeMutableBufferPointer { o in
             for (j, t) in targets.enumerated() {
-                // Input pixel (along the axis a, across it b) -> byte offset.
-                let step = horizontal ? 3 : inCols * 3, across = horizontal ? inCols * 3 : 3
-                let outStep = horizontal ? 3 : outCols * 3, outAcross = horizontal ? outCols * 3 : 3
-                let count = horizontal ? inRows : inCols
                 guard let c else {
                     for b in 0..<count {
                         for ch in 0..<3 { o[j * outStep + b * outAcross + ch] = s[(t - offset) * step + b * across + ch] }

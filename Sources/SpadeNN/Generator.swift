@@ -47,6 +47,15 @@ public final class SPADEGenerator {
         return t
     }
 
+    /// Eval mode (running statistics, stored spectral-norm vectors) on plain floats: `batch`
+    /// semantic maps (batch, semanticNC, height, width) -> generated images (batch, 3, height, width).
+    public func synthesize(_ semantics: [Float], batch: Int, height: Int, width: Int) -> [Float] {
+        let ctx = Context()
+        let seg = ctx.arena.tensor(batch, config.semanticNC, height, width)
+        seg.copy(from: semantics)
+        return forward(seg, mode: .eval, ctx).toArray()
+    }
+
     /// fake = G(seg), (N, 3, H, W). `activations` (if given) receives the block outputs by name.
     public func forward(_ segmap: Tensor, mode: Mode, _ ctx: Context,
                         activations: ((String, Tensor) -> Void)? = nil) -> Tensor {

@@ -116,10 +116,7 @@ public enum Generation {
         for (name, (label, inst)) in zip(mine, inputs) {
             let stem = (name as NSString).deletingPathExtension
             let (sem, _) = try semantics(labelPath: label, instancePath: inst, config: config)
-            let ctx = Context()
-            let seg = ctx.arena.tensor(1, config.semanticChannels, h, w)
-            seg.copy(from: sem)
-            let fake = generator.forward(seg, mode: .eval, ctx).toArray()
+            let fake = generator.synthesize(sem, batch: 1, height: h, width: w)
             try writePNG(path: "\(outDir)/\(stem).png", width: w, height: h, channels: 3,
                          pixels: rgbBytes(fake, index: 0, height: h, width: w))
             written += 1
@@ -157,10 +154,7 @@ public enum Generation {
         let progress = ProgressDisplay(totalSteps: mine.count, startStep: 0, imagesPerStep: 1, rank: comm.rank)
         for (k, i) in mine.enumerated() {
             let batch = try dataset.makeBatch(indices: [i], epoch: 0)
-            let ctx = Context()
-            let seg = ctx.arena.tensor(1, config.semanticChannels, h, w)
-            seg.copy(from: batch.semantics)
-            let fake = generator.forward(seg, mode: .eval, ctx).toArray()
+            let fake = generator.synthesize(batch.semantics, batch: 1, height: h, width: w)
             let visuals = [nvlabsColorizedLabels(batch.labels, labelNC: config.label_nc),
                            nvlabsImageBytes(fake, index: 0, height: h, width: w),
                            nvlabsImageBytes(batch.image, index: 0, height: h, width: w)]
@@ -219,10 +213,7 @@ public enum Generation {
             guard let sem = try? makeSemantics(rawLabels: raw.labels, instances: config.no_instance ? nil : raw.instances,
                                                batch: 1, height: h, width: w, labelNC: config.label_nc,
                                                containDontcare: config.contain_dontcare_label) else { continue }
-            let ctx = Context()
-            let seg = ctx.arena.tensor(1, config.semanticChannels, h, w)
-            seg.copy(from: sem)
-            let fake = generator.forward(seg, mode: .eval, ctx).toArray()
+            let fake = generator.synthesize(sem, batch: 1, height: h, width: w)
             total += resegmentationAccuracy(image: fake, labels: raw.labels, height: h, width: w, classes: config.label_nc)
         }
         return total / Double(max(count, 1))

@@ -474,10 +474,7 @@ public final class Trainer {
         let n = min(config.num_samples, batch.batchSize)
         guard n > 0, let page else { return }
         let h = batch.height, w = batch.width, nc = batch.semanticNC
-        let ctx = Context()
-        let seg = ctx.arena.tensor(n, nc, h, w)
-        seg.copy(from: Array(batch.semantics[0..<(n * nc * h * w)]))
-        let fake = iteration.generator.forward(seg, mode: .eval, ctx).toArray()
+        let fake = iteration.generator.synthesize(Array(batch.semantics[0..<(n * nc * h * w)]), batch: n, height: h, width: w)
         let grid = SampleGrid.make(labels: batch.labels, fake: fake, real: batch.image, count: n, height: h, width: w,
                                    dontcare: config.contain_dontcare_label ? Int32(config.label_nc) : nil)
         let png = try encodePNG(width: grid.width, height: grid.height, channels: 3, pixels: grid.pixels)
